@@ -1,0 +1,430 @@
+"""Original SSAST checkpoints <-> ssast_sb modules, with strict key accounting.
+
+The original state dicts (SSAST_SPEC.md b.7) are ``DataParallel`` dicts whose
+keys start with ``module.``; files without the prefix are accepted too. Every
+tensor is accounted for: a missing or unexpected key is an error listing the
+keys, unlike the original loader (``strict=False``, spec f.5). The unused
+timm classifier heads (``v.head*``) are kept aside as *leftovers* so that an
+export reproduces the original file exactly.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import os
+import tempfile
+
+import torch
+
+from ssast_sb.encoder import MODEL_SIZES, EncoderConfig, SSASTEncoder
+from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
+
+#: Original key prefix -> ssast_sb prefix. The whole conversion is this table.
+KEY_MAP = (
+    ("v.", "encoder."),
+    ("cpredlayer.", "mpc_head."),
+    ("gpredlayer.", "mpg_head."),
+    ("mask_embed", "mask_embed"),
+    ("mlp_head.", "mlp_head."),
+)
+#: Original tensors that no forward pass uses (timm's ImageNet heads).
+LEFTOVER_PREFIXES = ("v.head.", "v.head_dist.")
+#: Original tensors that hold the pretraining input size.
+INPUT_SIZE_KEYS = ("p_input_fdim", "p_input_tdim")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not match the model it is loaded into."""
+
+
+def load_original(source):
+    """Reads an original SSAST state dict and strips the ``module.`` prefix.
+
+    Arguments
+    ---------
+    source : str or dict
+        Path of a ``.pth`` file (read with ``weights_only=True``) or a state dict.
+
+    Returns
+    -------
+    dict
+        Keys without ``module.``, in the file's order.
+
+    Example
+    -------
+    >>> load_original({"module.v.cls_token": torch.zeros(1)})
+    {'v.cls_token': tensor([0.])}
+    """
+    if isinstance(source, (str, os.PathLike)):
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    else:
+        state = source
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source!r} does not hold a state dict")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _rename(key):
+    for old, new in KEY_MAP:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return None
+
+
+def original_name(key):
+    """The original name of an ssast_sb tensor.
+
+    Arguments
+    ---------
+    key : str
+        ssast_sb state-dict key.
+
+    Returns
+    -------
+    str
+        The original key, without ``module.``.
+
+    Example
+    -------
+    >>> original_name("mpc_head.2.bias")
+    'cpredlayer.2.bias'
+    """
+    for old, new in KEY_MAP:
+        if key.startswith(new):
+            return old + key[len(new) :]
+    raise CheckpointError(f"ssast_sb key {key!r} has no original name")
+
+
+def split_original(state):
+    """Splits an original state dict into ssast_sb tensors, leftovers and input size.
+
+    Arguments
+    ---------
+    state : dict
+        Original keys without ``module.``.
+
+    Returns
+    -------
+    tensors : dict
+        ssast_sb keys -> tensors.
+    leftovers : dict
+        Unused original tensors (``v.head*``), original keys.
+    input_size : tuple of int or None
+        ``(p_input_fdim, p_input_tdim)`` of a pretraining checkpoint.
+
+    Example
+    -------
+    >>> t, left, size = split_original({"v.norm.weight": torch.ones(2),
+    ...     "v.head.bias": torch.zeros(3), "p_input_fdim": torch.tensor(128),
+    ...     "p_input_tdim": torch.tensor(1024)})
+    >>> list(t), list(left), size
+    (['encoder.norm.weight'], ['v.head.bias'], (128, 1024))
+    """
+    tensors, leftovers, unknown = {}, {}, []
+    for key, value in state.items():
+        if key.startswith(LEFTOVER_PREFIXES):
+            leftovers[key] = value
+        elif key in INPUT_SIZE_KEYS:
+            continue
+        elif _rename(key) is not None:
+            tensors[_rename(key)] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(f"Unexpected keys in the original checkpoint: {unknown}")
+    has_size = all(key in state for key in INPUT_SIZE_KEYS)
+    input_size = tuple(int(state[key]) for key in INPUT_SIZE_KEYS) if has_size else None
+    return tensors, leftovers, input_size
+
+
+def infer_config(tensors, input_size=None, model_size=None, num_heads=None, **overrides):
+    """Rebuilds an :class:`EncoderConfig` from converted tensors.
+
+    Width, depth and patch shape come from the tensor shapes; the number of
+    heads from ``model_size`` or ``num_heads`` (default: width / 64, which holds
+    for tiny, small and base).
+
+    Arguments
+    ---------
+    tensors : dict
+        ssast_sb keys -> tensors.
+    input_size : tuple of int, optional
+        ``(input_fdim, input_tdim)``.
+    model_size : str, optional
+        ``tiny``, ``small`` or ``base``.
+    num_heads : int, optional
+        Explicit number of heads.
+    **overrides
+        Other config fields (strides, input size).
+
+    Returns
+    -------
+    EncoderConfig
+    """
+    weight = tensors["encoder.patch_embed.proj.weight"]
+    embed_dim, _, fshape, tshape = weight.shape
+    depth = 1 + max(int(k.split(".")[2]) for k in tensors if k.startswith("encoder.blocks."))
+    if num_heads is None:
+        num_heads = MODEL_SIZES[model_size]["num_heads"] if model_size else embed_dim // 64
+    fields = dict(
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        fshape=fshape,
+        tshape=tshape,
+        fstride=fshape,
+        tstride=tshape,
+        mlp_ratio=tensors["encoder.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
+    )
+    if input_size is not None:
+        fields.update(input_fdim=input_size[0], input_tdim=input_size[1])
+    fields.update(overrides)
+    return EncoderConfig(**fields)
+
+
+def load_strict(module, tensors, source="checkpoint"):
+    """``load_state_dict`` that lists every missing or unexpected key.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        Destination.
+    tensors : dict
+        State dict in ssast_sb names.
+    source : str
+        Name for the error message.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module``, loaded.
+
+    Example
+    -------
+    >>> try:
+    ...     load_strict(torch.nn.Linear(2, 2), {"weight": torch.zeros(2, 2)})
+    ... except CheckpointError as error:
+    ...     print(error)
+    checkpoint does not match Linear: missing ['bias'], unexpected []
+    """
+    expected = set(module.state_dict())
+    missing = sorted(expected - set(tensors))
+    unexpected = sorted(set(tensors) - expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not match {type(module).__name__}: "
+            f"missing {missing}, unexpected {unexpected}"
+        )
+    module.load_state_dict(tensors, strict=True)
+    return module
+
+
+def pretrain_model_from_original(source, model_size=None, num_heads=None, **model_kwargs):
+    """An :class:`SSASTPretrainModel` holding an original pretraining checkpoint.
+
+    Arguments
+    ---------
+    source : str or dict
+        Original ``.pth`` path (e.g. ``SSAST-Base-Patch-400.pth``) or state dict.
+    model_size, num_heads : optional
+        How many heads (see :func:`infer_config`).
+    **model_kwargs
+        ``num_masked``, ``masking``, ``nce_direction``, ``mpg_weight``.
+
+    Returns
+    -------
+    model : SSASTPretrainModel
+    leftovers : dict
+        The unused original tensors, for :func:`export_original`.
+    """
+    tensors, leftovers, input_size = split_original(load_original(source))
+    if input_size is None:
+        raise CheckpointError(
+            "This is not a pretraining checkpoint (no p_input_fdim/p_input_tdim); "
+            "use classifier_from_original_finetuned"
+        )
+    config = infer_config(tensors, input_size, model_size, num_heads)
+    model = SSASTPretrainModel(SSASTEncoder(config), **model_kwargs)
+    return load_strict(model, tensors, "original pretraining checkpoint"), leftovers
+
+
+def classifier_from_original_pretrained(
+    source,
+    num_classes,
+    input_tdim,
+    fstride,
+    tstride,
+    pooling="mean",
+    method="original",
+    model_size=None,
+    num_heads=None,
+):
+    """The original fine-tuning start: a pretraining checkpoint adapted to a task grid.
+
+    Arguments
+    ---------
+    source : str or dict
+        Original pretraining checkpoint.
+    num_classes : int
+        Size of the new head.
+    input_tdim : int
+        Frames of the fine-tuning input.
+    fstride, tstride : int
+        Fine-tuning strides.
+    pooling : str
+        ``mean`` or ``cls``.
+    method : str
+        Position-embedding adaptation: ``original`` or ``resize``.
+    model_size, num_heads : optional
+        How many heads (see :func:`infer_config`).
+
+    Returns
+    -------
+    SSASTClassifier
+        With a freshly initialised head.
+    """
+    pretrained, _ = pretrain_model_from_original(source, model_size, num_heads)
+    encoder = adapt_encoder(pretrained.encoder, fstride, tstride, input_tdim, method=method)
+    return SSASTClassifier(encoder, num_classes, pooling)
+
+
+def classifier_from_original_finetuned(
+    source,
+    input_tdim,
+    fstride,
+    tstride,
+    pooling="mean",
+    model_size=None,
+    num_heads=None,
+    input_fdim=128,
+):
+    """An :class:`SSASTClassifier` holding an original fine-tuned checkpoint.
+
+    Arguments
+    ---------
+    source : str or dict
+        Original fine-tuning state dict (``v.*`` and ``mlp_head.*``).
+    input_tdim : int
+        Frames the model was fine-tuned on.
+    fstride, tstride : int
+        Its strides.
+    pooling : str
+        ``mean`` or ``cls``.
+    model_size, num_heads : optional
+        How many heads (see :func:`infer_config`).
+    input_fdim : int
+        Mel bins.
+
+    Returns
+    -------
+    model : SSASTClassifier
+    leftovers : dict
+        The unused original tensors.
+    """
+    tensors, leftovers, _ = split_original(load_original(source))
+    config = infer_config(
+        tensors, (input_fdim, input_tdim), model_size, num_heads, fstride=fstride, tstride=tstride
+    )
+    num_classes = tensors["mlp_head.1.weight"].shape[0]
+    model = SSASTClassifier(SSASTEncoder(config), num_classes, pooling)
+    return load_strict(model, tensors, "original fine-tuning checkpoint"), leftovers
+
+
+def _zero_leftovers(width):
+    """Stand-ins for timm's unused 1000-class heads when none were kept."""
+    return {
+        f"{head}.{part}": torch.zeros((1000, width) if part == "weight" else (1000,))
+        for head in ("v.head", "v.head_dist")
+        for part in ("weight", "bias")
+    }
+
+
+def export_original(model, leftovers=None, prefix="module."):
+    """The original-format state dict of a pretraining model or classifier.
+
+    Arguments
+    ---------
+    model : SSASTPretrainModel or SSASTClassifier
+        What to export.
+    leftovers : dict, optional
+        The unused ``v.head*`` tensors read with the model; zeros otherwise
+        (no original forward pass reads them).
+    prefix : str
+        ``module.`` (the released files' layout) or ``""``.
+
+    Returns
+    -------
+    dict
+        Keys in the original order.
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> cfg = EncoderConfig(embed_dim=16, depth=1, num_heads=2)
+    >>> sd = export_original(SSASTPretrainModel(SSASTEncoder(cfg)))
+    >>> list(sd)[:3], len(sd)
+    (['module.p_input_fdim', 'module.p_input_tdim', 'module.mask_embed'], 34)
+    """
+    width = model.encoder.config.embed_dim
+    leftovers = leftovers if leftovers is not None else _zero_leftovers(width)
+    ours = {original_name(k): v.detach().clone() for k, v in model.state_dict().items()}
+    state = {}
+    if isinstance(model, SSASTPretrainModel):
+        cfg = model.encoder.config
+        state["p_input_fdim"] = torch.tensor(cfg.input_fdim)
+        state["p_input_tdim"] = torch.tensor(cfg.input_tdim)
+        state["mask_embed"] = ours.pop("mask_embed")
+    # timm's order: tokens, patch embedding, blocks, norm, then its heads; ours follow.
+    encoder_keys = [k for k in ours if k.startswith("v.")]
+    encoder_keys.sort(key=lambda k: (k != "v.cls_token", k != "v.pos_embed", k != "v.dist_token"))
+    for key in encoder_keys:
+        state[key] = ours.pop(key)
+    state.update(leftovers)
+    state.update(ours)
+    return {prefix + key: value for key, value in state.items()}
+
+
+def save_atomic(obj, path):
+    """``torch.save`` to a temporary file, then rename: never a half-written file.
+
+    Arguments
+    ---------
+    obj : object
+        What to save.
+    path : str
+        Destination.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> save_atomic({"a": torch.ones(1)}, os.path.join(folder, "x.ckpt"))
+    >>> os.listdir(folder)
+    ['x.ckpt']
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".ckpt")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def save_speechbrain_checkpoint(model, path):
+    """Saves a module as SpeechBrain's checkpointer and ``Pretrainer`` read it.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The module.
+    path : str
+        Destination (e.g. ``model.ckpt``).
+    """
+    save_atomic(model.state_dict(), path)

@@ -1,0 +1,420 @@
+"""The SSAST encoder: a DeiT-style audio transformer over spectrogram patches.
+
+Parameter names follow the original SSAST model (``v.*`` in its state dicts,
+which are timm 0.4.5 names), so converting a checkpoint is a prefix rename.
+See SSAST_SPEC.md sections b.1-b.3.
+
+Authors
+ * ssast-sb contributors
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ssast_sb.pos_embed import patch_grid
+
+#: Width, heads and depth of the DeiT backbones used by SSAST (spec b.1).
+MODEL_SIZES = {
+    "tiny": {"embed_dim": 192, "num_heads": 3, "depth": 12},
+    "small": {"embed_dim": 384, "num_heads": 6, "depth": 12},
+    "base": {"embed_dim": 768, "num_heads": 12, "depth": 12},
+}
+
+#: The two patch shapes of the paper: 16x16 patches and 128x2 frames.
+PATCH_SHAPES = {"patch": (16, 16), "frame": (128, 2)}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything that fixes the shapes of an :class:`SSASTEncoder`.
+
+    Arguments
+    ---------
+    embed_dim : int
+        Token width D.
+    depth : int
+        Number of transformer blocks.
+    num_heads : int
+        Attention heads per block.
+    fshape, tshape : int
+        Patch size in mel bins and frames.
+    fstride, tstride : int
+        Patch stride in mel bins and frames.
+    input_fdim, input_tdim : int
+        Mel bins and frames of the input spectrogram.
+    mlp_ratio : float
+        Hidden width of the MLP relative to D.
+    """
+
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    fshape: int = 16
+    tshape: int = 16
+    fstride: int = 16
+    tstride: int = 16
+    input_fdim: int = 128
+    input_tdim: int = 1024
+    mlp_ratio: float = 4.0
+
+    @classmethod
+    def from_names(cls, size="base", shape="patch", **overrides):
+        """Builds a config from a size name and a shape name.
+
+        Arguments
+        ---------
+        size : str
+            ``tiny``, ``small`` or ``base``.
+        shape : str
+            ``patch`` (16x16) or ``frame`` (128x2).
+        **overrides
+            Any field of the config (strides, input size, explicit depth...).
+
+        Returns
+        -------
+        EncoderConfig
+
+        Example
+        -------
+        >>> cfg = EncoderConfig.from_names("tiny", "frame", input_tdim=128, tstride=1)
+        >>> cfg.embed_dim, cfg.fshape, cfg.tshape, cfg.tstride
+        (192, 128, 2, 1)
+        """
+        if size not in MODEL_SIZES:
+            raise ValueError(f"Unknown model size {size!r}; choose from {sorted(MODEL_SIZES)}")
+        if shape not in PATCH_SHAPES:
+            raise ValueError(f"Unknown patch shape {shape!r}; choose from {sorted(PATCH_SHAPES)}")
+        fshape, tshape = PATCH_SHAPES[shape]
+        fields = dict(
+            MODEL_SIZES[size], fshape=fshape, tshape=tshape, fstride=fshape, tstride=tshape
+        )
+        fields.update(overrides)
+        return cls(**fields)
+
+    @property
+    def grid(self):
+        """``(f_dim, t_dim)``: the patch grid of the input."""
+        return patch_grid(
+            self.input_fdim, self.input_tdim, self.fshape, self.tshape, self.fstride, self.tstride
+        )
+
+    @property
+    def num_patches(self):
+        """Number of patch tokens N."""
+        f_dim, t_dim = self.grid
+        return f_dim * t_dim
+
+
+class PatchEmbed(nn.Module):
+    """Cuts a one-channel spectrogram into patches and projects each to D.
+
+    The tokens come out frequency-major (``token = f_idx * t_dim + t_idx``),
+    as in the original model (spec b.2).
+
+    Arguments
+    ---------
+    embed_dim : int
+        Output width D.
+    fshape, tshape : int
+        Patch size (mel bins, frames).
+    fstride, tstride : int
+        Patch stride (mel bins, frames).
+
+    Example
+    -------
+    >>> embed = PatchEmbed(8, 16, 16, 10, 10)
+    >>> embed(torch.randn(2, 1, 128, 100)).shape
+    torch.Size([2, 108, 8])
+    """
+
+    def __init__(self, embed_dim, fshape, tshape, fstride, tstride):
+        super().__init__()
+        self.proj = nn.Conv2d(1, embed_dim, kernel_size=(fshape, tshape), stride=(fstride, tstride))
+
+    def forward(self, spectrogram):
+        """Returns patch embeddings ``(B, N, D)`` from ``(B, 1, F, T)``."""
+        return self.proj(spectrogram).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection, through SDPA.
+
+    Arguments
+    ---------
+    embed_dim : int
+        Token width D.
+    num_heads : int
+        Number of heads; D must be divisible by it.
+
+    Example
+    -------
+    >>> Attention(12, 3)(torch.randn(2, 5, 12)).shape
+    torch.Size([2, 5, 12])
+    """
+
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, tokens):
+        """Attends over ``(B, L, D)`` tokens."""
+        batch, length, width = tokens.shape
+        qkv = self.qkv(tokens).reshape(batch, length, 3, self.num_heads, width // self.num_heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attended = F.scaled_dot_product_attention(query, key, value)
+        return self.proj(attended.transpose(1, 2).reshape(batch, length, width))
+
+
+class Mlp(nn.Module):
+    """``fc1 -> exact GELU -> fc2``.
+
+    Arguments
+    ---------
+    embed_dim : int
+        Input and output width.
+    hidden_dim : int
+        Hidden width.
+
+    Example
+    -------
+    >>> Mlp(4, 16)(torch.randn(3, 4)).shape
+    torch.Size([3, 4])
+    """
+
+    def __init__(self, embed_dim, hidden_dim):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, embed_dim)
+
+    def forward(self, tokens):
+        """Applies the MLP on the last axis."""
+        return self.fc2(F.gelu(self.fc1(tokens)))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block (LayerNorm eps 1e-6, as timm's DeiT).
+
+    Arguments
+    ---------
+    embed_dim : int
+        Token width.
+    num_heads : int
+        Attention heads.
+    mlp_ratio : float
+        MLP hidden width relative to ``embed_dim``.
+
+    Example
+    -------
+    >>> Block(12, 3)(torch.randn(2, 7, 12)).shape
+    torch.Size([2, 7, 12])
+    """
+
+    def __init__(self, embed_dim, num_heads, mlp_ratio=4.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.attn = Attention(embed_dim, num_heads)
+        self.norm2 = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.mlp = Mlp(embed_dim, int(embed_dim * mlp_ratio))
+
+    def forward(self, tokens):
+        """Applies attention then the MLP, each with a residual."""
+        tokens = tokens + self.attn(self.norm1(tokens))
+        return tokens + self.mlp(self.norm2(tokens))
+
+
+class SSASTEncoder(nn.Module):
+    """The SSAST transformer: patch embedding, two class tokens, blocks, final norm.
+
+    The input is a normalised log-mel spectrogram ``(B, T, F)``, time first, as
+    produced by :class:`ssast_sb.frontend.SSASTFbank`. The token sequence is
+    ``[CLS, DIST, p_1 ... p_N]`` plus a learned absolute position embedding.
+
+    Arguments
+    ---------
+    config : EncoderConfig
+        Shapes of the model. Keyword arguments build one when it is None.
+    **config_fields
+        Fields of :class:`EncoderConfig` (used when ``config`` is None).
+
+    Example
+    -------
+    >>> cfg = EncoderConfig(embed_dim=16, depth=2, num_heads=2, input_tdim=64)
+    >>> encoder = SSASTEncoder(cfg)
+    >>> tokens = encoder(torch.randn(2, 64, 128))
+    >>> tokens.shape  # 2 class tokens + 8x4 patches
+    torch.Size([2, 34, 16])
+    >>> tokens, layers = encoder(torch.randn(2, 64, 128), return_layers=True)
+    >>> len(layers), layers[0].shape
+    (2, torch.Size([2, 34, 16]))
+    """
+
+    num_class_tokens = 2
+
+    def __init__(self, config=None, **config_fields):
+        super().__init__()
+        self.config = config if config is not None else EncoderConfig(**config_fields)
+        cfg = self.config
+        self.patch_embed = PatchEmbed(
+            cfg.embed_dim, cfg.fshape, cfg.tshape, cfg.fstride, cfg.tstride
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, cfg.num_patches + self.num_class_tokens, cfg.embed_dim)
+        )
+        self.blocks = nn.ModuleList(
+            Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)
+        )
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Initialises as timm's DeiT (trunc-normal 0.02 Linears and tokens)."""
+        for tensor in (self.cls_token, self.dist_token, self.pos_embed):
+            nn.init.trunc_normal_(tensor, std=0.02)
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    @property
+    def grid(self):
+        """``(f_dim, t_dim)`` of the patch grid."""
+        return self.config.grid
+
+    def embed_patches(self, spectrogram):
+        """Patch embeddings ``(B, N, D)`` of a ``(B, T, F)`` spectrogram."""
+        self._check_input(spectrogram)
+        return self.patch_embed(spectrogram.transpose(1, 2).unsqueeze(1))
+
+    def forward(self, spectrogram, mask_index=None, mask_embed=None, return_layers=False):
+        """Encodes a spectrogram, optionally replacing masked patches first.
+
+        Arguments
+        ---------
+        spectrogram : torch.Tensor
+            ``(B, T, F)`` normalised fbank features.
+        mask_index : torch.Tensor, optional
+            ``(B, M)`` patch indices to replace by ``mask_embed`` (spec c.1).
+        mask_embed : torch.Tensor, optional
+            ``(1, 1, D)`` learned mask token.
+        return_layers : bool
+            Also return every block's output (before the final norm).
+
+        Returns
+        -------
+        tokens : torch.Tensor
+            ``(B, 2 + N, D)`` after the final LayerNorm.
+        layers : list of torch.Tensor
+            Only when ``return_layers``: the ``depth`` block outputs.
+        """
+        patches = self.embed_patches(spectrogram)
+        if mask_index is not None:
+            patches = replace_masked(patches, mask_index, mask_embed)
+        return self.encode_tokens(patches, return_layers=return_layers)
+
+    def encode_tokens(self, patch_tokens, return_layers=False):
+        """Runs class tokens, position embedding, blocks and norm on ``(B, N, D)``."""
+        batch = patch_tokens.shape[0]
+        tokens = torch.cat(
+            (
+                self.cls_token.expand(batch, -1, -1),
+                self.dist_token.expand(batch, -1, -1),
+                patch_tokens,
+            ),
+            dim=1,
+        )
+        tokens = tokens + self.pos_embed
+        layers = []
+        for block in self.blocks:
+            tokens = block(tokens)
+            if return_layers:
+                layers.append(tokens)
+        tokens = self.norm(tokens)
+        return (tokens, layers) if return_layers else tokens
+
+    def _check_input(self, spectrogram):
+        cfg = self.config
+        if spectrogram.dim() != 3:
+            raise ValueError(
+                "SSASTEncoder expects (batch, frames, mel_bins), "
+                f"got shape {tuple(spectrogram.shape)}"
+            )
+        frames, mel_bins = spectrogram.shape[1:]
+        if (frames, mel_bins) != (cfg.input_tdim, cfg.input_fdim):
+            raise ValueError(
+                f"SSASTEncoder was built for {cfg.input_tdim} frames x {cfg.input_fdim} mel bins, "
+                f"got {frames} x {mel_bins}; pad or cut the features "
+                "(SSASTFbank(target_frames=...)) or resize the model (ssast_sb.pos_embed)"
+            )
+
+
+def replace_masked(patch_tokens, mask_index, mask_embed):
+    """Replaces the patch embeddings at ``mask_index`` by ``mask_embed`` (BEiT style).
+
+    Equivalent to the original's dense ``x * (1 - m) + m * mask_embed``.
+
+    Arguments
+    ---------
+    patch_tokens : torch.Tensor
+        ``(B, N, D)`` patch embeddings.
+    mask_index : torch.Tensor
+        ``(B, M)`` int64 indices into N.
+    mask_embed : torch.Tensor
+        ``(1, 1, D)`` learned token.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, N, D)``.
+
+    Example
+    -------
+    >>> x = torch.zeros(1, 4, 2)
+    >>> replace_masked(x, torch.tensor([[1, 3]]), torch.ones(1, 1, 2))[0, :, 0]
+    tensor([0., 1., 0., 1.])
+    """
+    is_masked = torch.zeros(patch_tokens.shape[:2], dtype=torch.bool, device=patch_tokens.device)
+    is_masked.scatter_(1, mask_index, True)
+    return torch.where(is_masked.unsqueeze(-1), mask_embed.to(patch_tokens.dtype), patch_tokens)
+
+
+def pool_tokens(tokens, pooling="mean", num_class_tokens=2):
+    """Pools encoder tokens into one vector per clip.
+
+    Arguments
+    ---------
+    tokens : torch.Tensor
+        ``(B, 2 + N, D)`` encoder output.
+    pooling : str
+        ``mean``: mean over the patch tokens, class tokens excluded (the
+        original ``ft_avgtok``); ``cls``: mean of the CLS and DIST outputs (the
+        original ``ft_cls``).
+    num_class_tokens : int
+        Number of leading class tokens.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, D)``.
+
+    Example
+    -------
+    >>> tokens = torch.arange(8.0).reshape(1, 4, 2)
+    >>> pool_tokens(tokens, "mean")
+    tensor([[5., 6.]])
+    >>> pool_tokens(tokens, "cls")
+    tensor([[1., 2.]])
+    """
+    if pooling == "mean":
+        return tokens[:, num_class_tokens:].mean(dim=1)
+    if pooling == "cls":
+        return tokens[:, :num_class_tokens].mean(dim=1)
+    raise ValueError(f"Unknown pooling {pooling!r}; use 'mean' or 'cls'")

@@ -1,0 +1,241 @@
+"""Waveforms to SSAST input features, exactly as the original loader (SSAST_SPEC.md a.1-a.2).
+
+Per clip: remove the DC offset, compute a 128-bin Kaldi fbank (25 ms Hanning
+windows every 10 ms, no dither), pad with zeros or cut to ``target_frames``,
+and only then normalise with ``(x - mean) / (2 * std)``. Padded frames therefore
+hold ``-mean / (2 * std)``, not 0, as in the original.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import logging
+
+import torch
+import torchaudio
+
+logger = logging.getLogger(__name__)
+
+#: The sample rate every SSAST model was trained on.
+SAMPLE_RATE = 16000
+
+#: Dataset statistics ``(mean, std)`` of the log-mel fbank used by the original recipes.
+NORM_STATS = {
+    "audioset": (-4.2677393, 4.5689974),
+    "esc50": (-6.6268077, 5.358466),
+    "speechcommands": (-6.845978, 5.5654526),
+}
+
+#: ``(target_frames, statistics)`` of the original recipes.
+PRESETS = {
+    "pretrain": (1024, "audioset"),
+    "audioset": (1024, "audioset"),
+    "esc50": (512, "esc50"),
+    "speechcommands": (128, "speechcommands"),
+}
+
+
+def kaldi_fbank(waveform, sample_rate=SAMPLE_RATE, num_mel_bins=128, frame_shift_ms=10.0):
+    """The original SSAST fbank of one clip (DC offset removed first).
+
+    Arguments
+    ---------
+    waveform : torch.Tensor
+        ``(N,)`` samples of one clip.
+    sample_rate : int
+        Sample rate of ``waveform``.
+    num_mel_bins : int
+        Mel bins (128 in every SSAST model).
+    frame_shift_ms : float
+        Hop in milliseconds.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(frames, num_mel_bins)`` log-mel features, ``frames = 1 + (N - 400) // 160``.
+
+    Example
+    -------
+    >>> kaldi_fbank(torch.randn(16000)).shape
+    torch.Size([98, 128])
+    """
+    waveform = waveform - waveform.mean()
+    return torchaudio.compliance.kaldi.fbank(
+        waveform.unsqueeze(0),
+        htk_compat=True,
+        sample_frequency=sample_rate,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=num_mel_bins,
+        dither=0.0,
+        frame_shift=frame_shift_ms,
+    )
+
+
+def pad_or_cut(features, target_frames):
+    """Zero-pads at the end or cuts the tail to ``target_frames`` frames.
+
+    Arguments
+    ---------
+    features : torch.Tensor
+        ``(frames, bins)``.
+    target_frames : int
+        Wanted number of frames.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(target_frames, bins)``.
+
+    Example
+    -------
+    >>> pad_or_cut(torch.ones(3, 2), 5)[:, 0]
+    tensor([1., 1., 1., 0., 0.])
+    >>> pad_or_cut(torch.ones(3, 2), 2).shape
+    torch.Size([2, 2])
+    """
+    missing = target_frames - features.shape[0]
+    if missing > 0:
+        return torch.nn.functional.pad(features, (0, 0, 0, missing))
+    return features[:target_frames]
+
+
+def resample_to(waveforms, sample_rate, target_rate=SAMPLE_RATE, source="audio"):
+    """Resamples to ``target_rate`` (with one log line) when the rates differ.
+
+    Arguments
+    ---------
+    waveforms : torch.Tensor
+        ``(..., N)`` samples.
+    sample_rate : int
+        Their sample rate.
+    target_rate : int
+        Wanted sample rate.
+    source : str
+        What the audio is, for the log line (a file name, say).
+
+    Returns
+    -------
+    torch.Tensor
+        The resampled (or unchanged) waveforms.
+
+    Example
+    -------
+    >>> resample_to(torch.randn(2, 8000), 8000).shape
+    torch.Size([2, 16000])
+    """
+    if int(sample_rate) == int(target_rate):
+        return waveforms
+    logger.info("Resampling %s from %d Hz to %d Hz", source, sample_rate, target_rate)
+    return torchaudio.functional.resample(waveforms, int(sample_rate), int(target_rate))
+
+
+class SSASTFbank(torch.nn.Module):
+    """Batch of waveforms with SpeechBrain relative lengths to SSAST features.
+
+    Arguments
+    ---------
+    target_frames : int
+        Frames per clip after padding or cutting (1024 pretraining and AudioSet,
+        512 ESC-50, 128 Speech Commands).
+    mean, std : float
+        Dataset statistics; the output is ``(fbank - mean) / (2 * std)``.
+    sample_rate : int
+        Sample rate of the incoming waveforms; anything but 16 kHz is resampled.
+    num_mel_bins : int
+        Mel bins.
+
+    Example
+    -------
+    >>> fbank = SSASTFbank.from_preset("esc50")
+    >>> wavs = torch.randn(2, 16000)
+    >>> fbank(wavs, torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 512, 128])
+    """
+
+    def __init__(
+        self,
+        target_frames=1024,
+        mean=NORM_STATS["audioset"][0],
+        std=NORM_STATS["audioset"][1],
+        sample_rate=SAMPLE_RATE,
+        num_mel_bins=128,
+    ):
+        super().__init__()
+        self.target_frames = target_frames
+        self.mean = mean
+        self.std = std
+        self.sample_rate = sample_rate
+        self.num_mel_bins = num_mel_bins
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Builds the frontend of an original recipe.
+
+        Arguments
+        ---------
+        name : str
+            One of :data:`PRESETS` (``pretrain``, ``audioset``, ``esc50``,
+            ``speechcommands``).
+        **overrides
+            Constructor arguments to change.
+
+        Returns
+        -------
+        SSASTFbank
+
+        Example
+        -------
+        >>> SSASTFbank.from_preset("speechcommands").target_frames
+        128
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        target_frames, stats = PRESETS[name]
+        mean, std = NORM_STATS[stats]
+        kwargs = dict(target_frames=target_frames, mean=mean, std=std)
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def raw_features(self, waveform):
+        """Unnormalised fbank of one 16 kHz clip, padded or cut (original order)."""
+        min_samples = 400  # one 25 ms window
+        if waveform.numel() < min_samples:
+            waveform = torch.nn.functional.pad(waveform, (0, min_samples - waveform.numel()))
+        features = kaldi_fbank(waveform, SAMPLE_RATE, self.num_mel_bins)
+        return pad_or_cut(features, self.target_frames)
+
+    def normalize(self, features):
+        """``(features - mean) / (2 * std)`` as the original loader."""
+        return (features - self.mean) / (self.std * 2)
+
+    @torch.no_grad()
+    def forward(self, wavs, wav_lens=None):
+        """Computes ``(B, target_frames, num_mel_bins)`` features.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(B, N)`` waveforms, zero-padded at the end.
+        wav_lens : torch.Tensor, optional
+            ``(B,)`` SpeechBrain relative lengths in (0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            Normalised features, float32.
+        """
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        if wavs.dim() != 2:
+            raise ValueError(f"SSASTFbank expects (batch, samples), got {tuple(wavs.shape)}")
+        wavs = resample_to(wavs.float(), self.sample_rate, SAMPLE_RATE, "a batch of waveforms")
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        num_samples = (
+            (wav_lens.float().cpu() * wavs.shape[1]).round().long().clamp(max=wavs.shape[1])
+        )
+        features = torch.stack(
+            [self.raw_features(wav[:length]) for wav, length in zip(wavs, num_samples.tolist())]
+        )
+        return self.normalize(features)

@@ -1,0 +1,256 @@
+"""SSAST models: the MSPM pretraining model and the fine-tuning classifier.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import dataclasses
+
+import torch
+import torch.nn as nn
+
+from ssast_sb.encoder import SSASTEncoder, pool_tokens
+from ssast_sb.masking import default_strategy, draw_mask
+from ssast_sb.objectives import (
+    MPG_WEIGHT,
+    PredictionHead,
+    gather_tokens,
+    info_nce,
+    joint_loss,
+    patch_mse,
+    unfold_patches,
+)
+from ssast_sb.pos_embed import adapt_pos_embed_original, resize_pos_embed
+
+
+class SSASTPretrainModel(nn.Module):
+    """The encoder with the MSPM heads and the mask token (SSAST_SPEC.md b.4, c).
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        The transformer; pretraining needs stride equal to the patch shape.
+    num_masked : int
+        Masked patches per clip (400 or 250 in the paper).
+    masking : str, optional
+        ``random``, ``cluster`` or ``unbiased_cluster``; by default the
+        original's choice (cluster for 16x16 patches, random for frames).
+    nce_direction : str
+        ``code`` (original) or ``paper`` (Eq. 1), see :func:`info_nce`.
+    mpg_weight : float
+        Weight of the generative loss in the joint objective.
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> cfg = EncoderConfig(embed_dim=16, depth=1, num_heads=2, input_tdim=64)
+    >>> model = SSASTPretrainModel(SSASTEncoder(cfg), num_masked=10)
+    >>> x = torch.randn(2, 64, 128)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> out = model(x, *model.draw_masks(2, g), )
+    >>> sorted(out)
+    ['acc', 'loss', 'mse', 'nce']
+    """
+
+    def __init__(
+        self, encoder, num_masked=400, masking=None, nce_direction="code", mpg_weight=MPG_WEIGHT
+    ):
+        super().__init__()
+        cfg = encoder.config
+        if (cfg.fstride, cfg.tstride) != (cfg.fshape, cfg.tshape):
+            raise ValueError("Pretraining needs the patch stride to equal the patch shape")
+        self.encoder = encoder
+        self.num_masked = num_masked
+        self.masking = masking or default_strategy(cfg.fshape, cfg.input_fdim)
+        self.nce_direction = nce_direction
+        self.mpg_weight = mpg_weight
+        patch_dim = cfg.fshape * cfg.tshape
+        self.mpc_head = PredictionHead(cfg.embed_dim, patch_dim)
+        self.mpg_head = PredictionHead(cfg.embed_dim, patch_dim)
+        self.mask_embed = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        nn.init.xavier_normal_(self.mask_embed)
+
+    def draw_masks(self, batch_size, generator=None, device=None, num_masked=None):
+        """Two independent masks, for the discriminative and generative passes.
+
+        Arguments
+        ---------
+        batch_size : int
+            Clips in the batch.
+        generator : torch.Generator, optional
+            Source of randomness.
+        device : torch.device, optional
+            Where the indices live.
+        num_masked : int, optional
+            Overrides the model's mask count.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(mpc_mask_index, mpg_mask_index)``, each ``(B, M)``.
+        """
+        count = num_masked or self.num_masked
+        grid = self.encoder.grid
+        return tuple(
+            draw_mask(self.masking, batch_size, grid, count, generator, device) for _ in range(2)
+        )
+
+    def targets(self, spectrogram):
+        """All flattened input patches ``(B, N, P)``, detached."""
+        cfg = self.encoder.config
+        return unfold_patches(spectrogram, cfg.fshape, cfg.tshape).detach()
+
+    def mpc(self, spectrogram, mask_index):
+        """Discriminative pass: returns ``hidden``, ``pred``, ``nce``, ``acc``."""
+        hidden = self.encoder(spectrogram, mask_index, self.mask_embed)
+        return self._mpc_outputs(hidden, self.targets(spectrogram), mask_index)
+
+    def mpg(self, spectrogram, mask_index):
+        """Generative pass: returns ``hidden``, ``pred``, ``mse``."""
+        hidden = self.encoder(spectrogram, mask_index, self.mask_embed)
+        return self._mpg_outputs(hidden, self.targets(spectrogram), mask_index)
+
+    def _mpc_outputs(self, hidden, targets, mask_index):
+        patch_tokens = hidden[:, self.encoder.num_class_tokens :]
+        pred = self.mpc_head(gather_tokens(patch_tokens, mask_index))
+        nce, acc = info_nce(pred, gather_tokens(targets, mask_index), self.nce_direction)
+        return {"hidden": hidden, "pred": pred, "nce": nce, "acc": acc}
+
+    def _mpg_outputs(self, hidden, targets, mask_index):
+        patch_tokens = hidden[:, self.encoder.num_class_tokens :]
+        pred = self.mpg_head(gather_tokens(patch_tokens, mask_index))
+        return {
+            "hidden": hidden,
+            "pred": pred,
+            "mse": patch_mse(pred, gather_tokens(targets, mask_index)),
+        }
+
+    def forward(self, spectrogram, mpc_mask_index, mpg_mask_index, return_details=False):
+        """The joint objective from two independently masked copies, in one encoder call.
+
+        Running both copies as one batch of 2B clips computes exactly what the
+        original's two forward passes compute (spec f.10), with one pass of
+        kernel launches.
+
+        Arguments
+        ---------
+        spectrogram : torch.Tensor
+            ``(B, T, F)`` normalised features.
+        mpc_mask_index, mpg_mask_index : torch.Tensor
+            ``(B, M)`` masks of the two passes.
+        return_details : bool
+            Also return the per-pass outputs under ``mpc`` and ``mpg``.
+
+        Returns
+        -------
+        dict
+            ``loss``, ``nce``, ``acc``, ``mse`` (and the details on request).
+        """
+        batch = spectrogram.shape[0]
+        both = torch.cat((spectrogram, spectrogram))
+        masks = torch.cat((mpc_mask_index, mpg_mask_index))
+        hidden = self.encoder(both, masks, self.mask_embed)
+        targets = self.targets(spectrogram)
+        mpc = self._mpc_outputs(hidden[:batch], targets, mpc_mask_index)
+        mpg = self._mpg_outputs(hidden[batch:], targets, mpg_mask_index)
+        out = {
+            "loss": joint_loss(mpc["nce"], mpg["mse"], self.mpg_weight),
+            "nce": mpc["nce"],
+            "acc": mpc["acc"],
+            "mse": mpg["mse"],
+        }
+        if return_details:
+            out.update(mpc=mpc, mpg=mpg)
+        return out
+
+
+class SSASTClassifier(nn.Module):
+    """Encoder, pooling and a ``LayerNorm -> Linear`` head (SSAST_SPEC.md b.5).
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        The transformer at the fine-tuning grid.
+    num_classes : int
+        Output size.
+    pooling : str
+        ``mean`` (original ``ft_avgtok``, used by every recipe) or ``cls``
+        (original ``ft_cls``).
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> cfg = EncoderConfig(embed_dim=16, depth=1, num_heads=2, input_tdim=64)
+    >>> SSASTClassifier(SSASTEncoder(cfg), 5)(torch.randn(2, 64, 128)).shape
+    torch.Size([2, 5])
+    """
+
+    def __init__(self, encoder, num_classes, pooling="mean"):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        width = encoder.config.embed_dim
+        self.mlp_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, num_classes))
+
+    def embed(self, spectrogram):
+        """Pooled clip embeddings ``(B, D)``."""
+        return pool_tokens(self.encoder(spectrogram), self.pooling, self.encoder.num_class_tokens)
+
+    def forward(self, spectrogram):
+        """Logits ``(B, num_classes)`` of ``(B, T, F)`` features."""
+        return self.mlp_head(self.embed(spectrogram))
+
+
+def adapt_encoder(
+    encoder, fstride=None, tstride=None, input_tdim=None, input_fdim=None, method="original"
+):
+    """A copy of a pretrained encoder moved to a new stride and input size.
+
+    The patch projection keeps its weights (only the stride changes) and the
+    position embedding is adapted to the new grid (spec b.3).
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        The pretrained encoder.
+    fstride, tstride : int, optional
+        New patch strides (unchanged when None).
+    input_tdim, input_fdim : int, optional
+        New input size (unchanged when None).
+    method : str
+        ``original`` reproduces the original fine-tuning code and its quirks;
+        ``resize`` is a plain bilinear resize to any grid.
+
+    Returns
+    -------
+    SSASTEncoder
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> pre = SSASTEncoder(EncoderConfig(embed_dim=16, depth=1, num_heads=2))
+    >>> ft = adapt_encoder(pre, fstride=10, tstride=10, input_tdim=512)
+    >>> ft.grid, ft.pos_embed.shape
+    ((12, 50), torch.Size([1, 602, 16]))
+    """
+    source = encoder.config
+    changes = {
+        name: value
+        for name, value in dict(
+            fstride=fstride, tstride=tstride, input_tdim=input_tdim, input_fdim=input_fdim
+        ).items()
+        if value is not None
+    }
+    target = dataclasses.replace(source, **changes)
+    adapted = SSASTEncoder(target).to(encoder.pos_embed.device)
+    state = {k: v for k, v in encoder.state_dict().items() if k != "pos_embed"}
+    with torch.no_grad():
+        if method == "original":
+            pos = adapt_pos_embed_original(encoder.pos_embed, source.grid, target.grid)
+        elif method == "resize":
+            pos = resize_pos_embed(encoder.pos_embed, source.grid, target.grid)
+        else:
+            raise ValueError(f"Unknown adaptation method {method!r}; use 'original' or 'resize'")
+        state["pos_embed"] = pos.clone()
+    adapted.load_state_dict(state)
+    return adapted

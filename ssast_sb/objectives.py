@@ -1,0 +1,192 @@
+"""Masked spectrogram patch modeling objectives (SSAST_SPEC.md c.2-c.4).
+
+* discriminative (MPC): InfoNCE between predicted and true masked patches,
+  negatives drawn from the other masked patches of the same clip;
+* generative (MPG): mean squared error of the reconstructed patches;
+* joint: ``nce + 10 * mse``.
+
+By default the InfoNCE and its accuracy are computed as the original code
+does (softmax over predictions for each target; row softmax then column
+argmax for the accuracy). ``direction="paper"`` gives the paper's Eq. (1)
+(softmax over targets for each prediction), an opt-in departure.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#: Weight of the generative loss in the joint objective (original trainer).
+MPG_WEIGHT = 10.0
+
+
+class PredictionHead(nn.Sequential):
+    """``Linear(D, D) -> ReLU -> Linear(D, patch_dim)``: the original MPC/MPG heads.
+
+    Arguments
+    ---------
+    embed_dim : int
+        Encoder width D.
+    patch_dim : int
+        Values per patch (256 for 16x16 and 128x2).
+
+    Example
+    -------
+    >>> PredictionHead(8, 256)(torch.randn(2, 3, 8)).shape
+    torch.Size([2, 3, 256])
+    """
+
+    def __init__(self, embed_dim, patch_dim=256):
+        super().__init__(
+            nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, patch_dim)
+        )
+
+
+def unfold_patches(spectrogram, fshape, tshape, fstride=None, tstride=None):
+    """Flattened input patches, the MSPM targets.
+
+    Arguments
+    ---------
+    spectrogram : torch.Tensor
+        ``(B, T, F)`` normalised features.
+    fshape, tshape : int
+        Patch size.
+    fstride, tstride : int, optional
+        Patch stride (defaults to the patch size).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, N, fshape * tshape)``: frequency-major patch order, each patch
+        flattened as ``kf * tshape + kt``.
+
+    Example
+    -------
+    >>> unfold_patches(torch.randn(2, 1024, 128), 16, 16).shape
+    torch.Size([2, 512, 256])
+    """
+    image = spectrogram.transpose(1, 2).unsqueeze(1)
+    columns = F.unfold(
+        image, kernel_size=(fshape, tshape), stride=(fstride or fshape, tstride or tshape)
+    )
+    return columns.transpose(1, 2)
+
+
+def gather_tokens(tokens, index):
+    """Picks ``tokens[b, index[b, m]]``.
+
+    Arguments
+    ---------
+    tokens : torch.Tensor
+        ``(B, N, D)``.
+    index : torch.Tensor
+        ``(B, M)`` int64.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, M, D)``.
+
+    Example
+    -------
+    >>> gather_tokens(torch.arange(6.0).view(1, 3, 2), torch.tensor([[2, 0]]))
+    tensor([[[4., 5.],
+             [0., 1.]]])
+    """
+    return tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+
+
+def info_nce(predictions, targets, direction="code"):
+    """InfoNCE over the masked patches of each clip, and its accuracy.
+
+    Arguments
+    ---------
+    predictions : torch.Tensor
+        ``(B, M, P)`` outputs of the discriminative head.
+    targets : torch.Tensor
+        ``(B, M, P)`` true patches, in the same order.
+    direction : str
+        ``code`` (default, the original): ``S = targets @ predictions^T``,
+        log-softmax along predictions, accuracy = column argmax of the
+        row-softmaxed scores. ``paper``: softmax along targets for each
+        prediction (Eq. 1), accuracy = the matching argmax.
+
+    Returns
+    -------
+    nce : torch.Tensor
+        Scalar loss, averaged over B * M.
+    accuracy : torch.Tensor
+        Scalar fraction of patches matched to their own target.
+
+    Example
+    -------
+    >>> x = torch.eye(4).unsqueeze(0)
+    >>> nce, acc = info_nce(x, x)
+    >>> round(nce.item(), 4), acc.item()
+    (0.7437, 1.0)
+    """
+    with torch.autocast(predictions.device.type, enabled=False):
+        # (B, M_target, M_pred), always in fp32 (also under mixed precision).
+        scores = torch.bmm(targets.float(), predictions.float().transpose(1, 2))
+    if direction == "paper":
+        scores = scores.transpose(1, 2)  # rows are predictions, softmax over targets
+    elif direction != "code":
+        raise ValueError(f"Unknown InfoNCE direction {direction!r}; use 'code' or 'paper'")
+    log_probs = scores.log_softmax(dim=-1)
+    nce = -log_probs.diagonal(dim1=1, dim2=2).mean()
+    identity = torch.arange(scores.shape[1], device=scores.device)
+    if direction == "code":
+        # The original takes the argmax over dim 0 of the row-softmaxed matrix (spec c.2).
+        matched = scores.softmax(dim=-1).argmax(dim=1) == identity
+    else:
+        matched = scores.argmax(dim=-1) == identity
+    return nce, matched.float().mean()
+
+
+def patch_mse(predictions, targets):
+    """Mean squared error over every value of every masked patch.
+
+    Arguments
+    ---------
+    predictions : torch.Tensor
+        ``(B, M, P)`` outputs of the generative head.
+    targets : torch.Tensor
+        ``(B, M, P)`` true patches.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, averaged over ``B * M * P``.
+
+    Example
+    -------
+    >>> patch_mse(torch.zeros(1, 2, 3), torch.ones(1, 2, 3))
+    tensor(1.)
+    """
+    return (predictions.float() - targets.float()).pow(2).mean()
+
+
+def joint_loss(nce, mse, mpg_weight=MPG_WEIGHT):
+    """The joint MSPM objective ``nce + mpg_weight * mse``.
+
+    Arguments
+    ---------
+    nce : torch.Tensor
+        Discriminative loss.
+    mse : torch.Tensor
+        Generative loss.
+    mpg_weight : float
+        Weight of the generative loss (10 in the original).
+
+    Returns
+    -------
+    torch.Tensor
+
+    Example
+    -------
+    >>> joint_loss(torch.tensor(2.0), torch.tensor(0.5))
+    tensor(7.)
+    """
+    return nce + mpg_weight * mse

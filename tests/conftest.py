@@ -1,0 +1,47 @@
+"""Shared pytest fixtures."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    """Path of ``../shared`` (real test audio in ``shared/data``).
+
+    Tests that use it are skipped when the folder is absent, except on CI
+    (``CI=true``), where a missing folder is a failure.
+    """
+    data_dir = SHARED_DIR / "data"
+    if not data_dir.is_dir():
+        message = f"shared test audio not found at {data_dir}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (required when CI=true)")
+        pytest.skip(message)
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def reference_dir(shared_dir):
+    """Path of ``../shared/reference`` (tensors dumped from the original SSAST code)."""
+    path = shared_dir / "reference"
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing from the shared folder")
+    return path
+
+
+def load_reference(path):
+    """Loads a reference dump safely (``weights_only=True``)."""
+    import torch
+
+    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session", params=["tiny_patch_seed0.pt", "tiny_frame_seed0.pt"])
+def model_dump(request, reference_dir):
+    """Each model dump of the original code, loaded once."""
+    return load_reference(reference_dir / request.param)
