@@ -1,0 +1,206 @@
+"""Tests for ssast_sb.data.audio: loading real clips and refusing broken ones."""
+
+import csv
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from ssast_sb.data.audio import (
+    AudioDecodeError,
+    AudioError,
+    AudioFileMissingError,
+    AudioInfo,
+    EmptyAudioError,
+    NonFiniteAudioError,
+    audio_info,
+    load_audio,
+)
+
+
+def _first_clips(folder, count):
+    with open(folder / "manifest.csv", newline="") as csv_file:
+        rows = list(csv.DictReader(csv_file))[:count]
+    return [folder / row["path"] for row in rows]
+
+
+@pytest.fixture(scope="module")
+def fsdd_clip(shared_dir):
+    return _first_clips(shared_dir / "data" / "kws_sid_fsdd", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def klettres_clip(shared_dir):
+    return _first_clips(shared_dir / "data" / "pretrain_klettres", 1)[0]
+
+
+@pytest.fixture
+def speech(fsdd_clip):
+    """Real 16 kHz mono speech as a float32 numpy array."""
+    samples, sample_rate = sf.read(fsdd_clip, dtype="float32")
+    assert sample_rate == 16000
+    return samples
+
+
+def test_audio_errors_are_value_errors():
+    for error in (AudioFileMissingError, AudioDecodeError, EmptyAudioError, NonFiniteAudioError):
+        assert issubclass(error, AudioError)
+        assert issubclass(error, ValueError)
+
+
+@pytest.mark.parametrize("which", ["fsdd_clip", "klettres_clip"])
+def test_load_real_clip_matches_soundfile(which, request):
+    path = request.getfixturevalue(which)
+    expected, sample_rate = sf.read(path, dtype="float32")
+    wav = load_audio(path)
+    assert wav.dtype == torch.float32 and wav.ndim == 1
+    assert sample_rate == 16000
+    np.testing.assert_array_equal(wav.numpy(), expected)
+
+
+def test_audio_info_real_clip(fsdd_clip):
+    info = audio_info(fsdd_clip)
+    header = sf.info(fsdd_clip)
+    assert isinstance(info, AudioInfo)
+    assert (info.num_frames, info.sample_rate, info.channels) == (header.frames, 16000, 1)
+    assert info.duration_s == pytest.approx(header.frames / 16000)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere.wav"
+    for read in (load_audio, audio_info):
+        with pytest.raises(AudioFileMissingError, match="not found.*nowhere.wav"):
+            read(path)
+
+
+def test_directory_is_not_audio(tmp_path):
+    with pytest.raises(AudioFileMissingError, match="not a regular file"):
+        load_audio(tmp_path)
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "zero.wav"
+    path.touch()
+    for read in (load_audio, audio_info):
+        with pytest.raises(EmptyAudioError, match=r"0 bytes.*zero.wav"):
+            read(path)
+
+
+def test_zero_frames(tmp_path):
+    path = tmp_path / "no_frames.wav"
+    sf.write(path, np.zeros((0, 1), dtype="float32"), 16000)
+    for read in (load_audio, audio_info):
+        with pytest.raises(EmptyAudioError, match="no samples.*no_frames.wav"):
+            read(path)
+
+
+def test_truncated_header_is_unreadable(tmp_path, speech):
+    full = tmp_path / "full.wav"
+    sf.write(full, speech, 16000)
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(full.read_bytes()[:30])
+    for read in (load_audio, audio_info):
+        with pytest.raises(AudioDecodeError, match="truncated.wav") as caught:
+            read(truncated)
+        assert isinstance(caught.value.__cause__, sf.SoundFileError)
+
+
+def test_truncated_flac_data_fails_on_load(tmp_path, fsdd_clip):
+    truncated = tmp_path / "half.flac"
+    data = fsdd_clip.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioDecodeError, match="half.flac"):
+        load_audio(truncated)
+
+
+def test_garbage_bytes(tmp_path):
+    path = tmp_path / "noise.ogg"
+    path.write_bytes(b"this is not audio at all" * 20)
+    with pytest.raises(AudioDecodeError, match="noise.ogg"):
+        audio_info(path)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples(tmp_path, speech, bad_value):
+    path = tmp_path / "bad.wav"
+    samples = speech.copy()
+    samples[10:13] = bad_value
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    with pytest.raises(NonFiniteAudioError, match=r"bad.wav contains 3 NaN or infinite"):
+        load_audio(path)
+    # The header alone is fine: only decoding sees the values.
+    assert audio_info(path).num_frames == len(speech)
+
+
+def test_all_nan_wav(tmp_path):
+    path = tmp_path / "nan.wav"
+    sf.write(path, np.full(1600, np.nan, dtype="float32"), 16000, subtype="FLOAT")
+    with pytest.raises(NonFiniteAudioError, match="1600"):
+        load_audio(path)
+
+
+def test_stereo_is_mixed_down(tmp_path, speech, caplog):
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([speech, 0.5 * speech], axis=1), 16000, subtype="FLOAT")
+    assert audio_info(path).channels == 2
+    with caplog.at_level(logging.INFO, logger="ssast_sb.data.audio"):
+        wav = load_audio(path)
+    np.testing.assert_allclose(wav.numpy(), 0.75 * speech, atol=1e-6)
+    mono_lines = [r.getMessage() for r in caplog.records if "mono" in r.getMessage()]
+    assert len(mono_lines) == 1 and "stereo.wav" in mono_lines[0]
+
+
+def test_mono_file_logs_nothing(fsdd_clip, caplog):
+    with caplog.at_level(logging.INFO, logger="ssast_sb.data.audio"):
+        load_audio(fsdd_clip)
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("file_rate", [8000, 44100])
+def test_other_rates_are_resampled(tmp_path, speech, file_rate, caplog):
+    path = tmp_path / f"speech_{file_rate}.wav"
+    resampled = torchaudio.functional.resample(torch.from_numpy(speech), 16000, file_rate).numpy()
+    sf.write(path, resampled, file_rate, subtype="FLOAT")
+    with caplog.at_level(logging.INFO, logger="ssast_sb.data.audio"):
+        wav = load_audio(path, target_sample_rate=16000)
+    assert abs(len(wav) - len(resampled) * 16000 / file_rate) <= 1
+    lines = [r.getMessage() for r in caplog.records if "Resampling" in r.getMessage()]
+    assert len(lines) == 1
+    assert path.name in lines[0] and str(file_rate) in lines[0] and "16000" in lines[0]
+    if file_rate == 44100:
+        # Up and down again through 44.1 kHz keeps the speech.
+        n = min(len(wav), len(speech))
+        corr = np.corrcoef(wav.numpy()[:n], speech[:n])[0, 1]
+        assert corr > 0.99
+
+
+def test_resampling_keeps_pitch(tmp_path):
+    """A 440 Hz tone at 44.1 kHz is still a 440 Hz tone after resampling to 16 kHz."""
+    rate = 44100
+    t = np.arange(rate) / rate
+    path = tmp_path / "tone.wav"
+    sf.write(path, 0.5 * np.sin(2 * np.pi * 440 * t).astype("float32"), rate)
+    wav = load_audio(path, target_sample_rate=16000).numpy()
+    assert len(wav) == 16000
+    peak_hz = np.argmax(np.abs(np.fft.rfft(wav))) * 16000 / len(wav)
+    assert peak_hz == pytest.approx(440, abs=2)
+
+
+def test_target_rate_none_keeps_file_rate(tmp_path, speech):
+    path = tmp_path / "8k.flac"
+    sf.write(path, speech, 8000)
+    assert len(load_audio(path, target_sample_rate=None)) == len(speech)
+
+
+def test_ogg_and_mp3_copies_load(tmp_path, klettres_clip, speech):
+    ogg = tmp_path / "copy.ogg"
+    shutil.copy(klettres_clip, ogg)
+    assert load_audio(ogg).ndim == 1
+    mp3 = tmp_path / "speech.mp3"
+    sf.write(mp3, speech, 16000)
+    wav = load_audio(mp3)
+    assert wav.dtype == torch.float32 and len(wav) > 0
