@@ -1,0 +1,1 @@
+"""SpeechBrain Brains for SSAST pretraining and fine-tuning."""

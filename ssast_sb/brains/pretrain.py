@@ -1,0 +1,296 @@
+"""The MSPM pretraining Brain (SSAST_SPEC.md section c).
+
+One training step draws two independent masks, runs the discriminative and
+the generative pass (as one encoder call on a doubled batch) and returns
+``nce + 10 * mse``. The optimisation follows the original trainer by default:
+Adam, the staircase warm-up, ReduceLROnPlateau on the validation masked-patch
+classification (MPC) accuracy, fp32 and no gradient clipping. The best
+checkpoint is chosen by validation MPC accuracy (the original picked it by the
+last training batch's accuracy, spec f.7).
+
+Hyperparameters read from the YAML: ``model`` (an
+:class:`~ssast_sb.models.SSASTPretrainModel`, also in ``modules``), ``lr``,
+``warmup`` (bool), ``warmup_steps``, ``warmup_interval``, ``plateau_factor``,
+``plateau_patience``, ``num_masked``, ``valid_num_masked``, ``seed``,
+``train_logger``, ``keep_checkpoints`` and ``epoch_counter``.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from ssast_sb.brains.common import RunningMeans, SeededGenerator, process_rank
+from ssast_sb.checkpoints import export_original, save_atomic, save_speechbrain_checkpoint
+from ssast_sb.data.pretraining import prepare_pretraining_data
+from ssast_sb.dataio import fbank_pipeline, manifest_dataset
+from ssast_sb.masking import draw_mask
+from ssast_sb.sampler import IntervalSampler
+from ssast_sb.schedules import current_lr, set_lr, staircase_warmup_lr
+
+logger = logging.getLogger(__name__)
+
+#: Quantities averaged and logged for each stage.
+LOGGED = ("loss", "nce", "mse", "acc")
+
+
+class MSPMBrain(sb.core.Brain):
+    """Masked spectrogram patch modeling in SpeechBrain's training loop.
+
+    The batch must provide ``fbank``: ``(B, T, F)`` normalised features of a
+    fixed length (see :func:`ssast_sb.dataio.fbank_pipeline`).
+    """
+
+    def on_fit_start(self):
+        """Seeds the mask generator per run and per DDP rank before recovery."""
+        # SpeechBrain seeds every rank alike; the rank is mixed in so ranks mask differently.
+        self.mask_rng = SeededGenerator(self.hparams.seed, process_rank(), self.device)
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("mask_rng", self.mask_rng)
+        super().on_fit_start()
+
+    def init_optimizers(self):
+        """Adam from the YAML plus the original ReduceLROnPlateau (mode max)."""
+        super().init_optimizers()
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer,
+            mode="max",
+            factor=self.hparams.plateau_factor,
+            patience=self.hparams.plateau_patience,
+        )
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("plateau", self.plateau)
+
+    @property
+    def model(self):
+        """The pretraining model without any DDP wrapper."""
+        return self.hparams.model
+
+    def _masks(self, batch_size, stage):
+        if stage == sb.Stage.TRAIN:
+            generator, count = self.mask_rng.generator, self.hparams.num_masked
+        else:
+            generator, count = self.eval_rng, self.hparams.valid_num_masked
+        grid = self.model.encoder.grid
+        return tuple(
+            draw_mask(self.model.masking, batch_size, grid, count, generator, self.device)
+            for _ in range(2)
+        )
+
+    def compute_forward(self, batch, stage):
+        """Draws two masks and runs both MSPM passes."""
+        batch = batch.to(self.device)
+        features, _ = batch.fbank
+        mpc_mask, mpg_mask = self._masks(features.shape[0], stage)
+        return self.modules.model(features, mpc_mask, mpg_mask)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Returns the joint loss and records nce, mse and MPC accuracy."""
+        self.running.update(predictions, weight=len(batch.id))
+        return predictions["loss"]
+
+    def on_fit_batch_start(self, batch, should_step):
+        """The original staircase warm-up (lr 0 for the first 50 steps)."""
+        if should_step and self.hparams.warmup:
+            lr = staircase_warmup_lr(
+                self.optimizer_step,
+                self.hparams.lr,
+                self.hparams.warmup_steps,
+                self.hparams.warmup_interval,
+            )
+            if lr is not None:
+                set_lr(self.optimizer, lr)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the running means; evaluation reuses the same masks every time."""
+        self.running = RunningMeans(LOGGED)
+        if stage != sb.Stage.TRAIN:
+            self.eval_rng = torch.Generator(device=self.device).manual_seed(self.hparams.seed)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs, steps the plateau scheduler and keeps the best checkpoint."""
+        stats = self.running.summarize()
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if stage == sb.Stage.VALID:
+            lr = current_lr(self.optimizer)
+            self.plateau.step(stats["acc"])
+            meta = {"epoch": epoch, "optimizer_step": self.optimizer_step, "lr": lr}
+            self.hparams.train_logger.log_stats(
+                stats_meta=meta, train_stats=self.train_stats, valid_stats=stats
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"acc": stats["acc"], "loss": stats["loss"], "epoch": epoch},
+                max_keys=["acc"],
+                num_to_keep=self.hparams.keep_checkpoints,
+            )
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+        self.last_eval_stats = stats
+
+
+def train_loader_options(hparams, dataset_size, world_size=1):
+    """Loader options; with ``steps_per_epoch`` an epoch is that many optimiser steps.
+
+    Arguments
+    ---------
+    hparams : dict
+        Needs ``train_dataloader_opts`` (with ``batch_size``), ``steps_per_epoch``
+        (None: one pass per epoch), ``grad_accumulation_factor`` optional via run
+        options, and ``seed``.
+    dataset_size : int
+        Items in the training set.
+    world_size : int
+        DDP processes.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for ``Brain.fit``'s train loader.
+
+    Example
+    -------
+    >>> opts = train_loader_options(
+    ...     {"train_dataloader_opts": {"batch_size": 4}, "steps_per_epoch": 10, "seed": 0}, 100)
+    >>> len(opts["sampler"])
+    40
+    """
+    options = dict(hparams["train_dataloader_opts"])
+    steps = hparams.get("steps_per_epoch")
+    if steps:
+        samples = steps * options["batch_size"] * world_size * hparams.get("grad_accumulation", 1)
+        options["sampler"] = IntervalSampler(dataset_size, samples, seed=hparams["seed"])
+        options.pop("shuffle", None)
+    else:
+        options.setdefault("shuffle", True)
+    return options
+
+
+def export_pretrained(brain, hparams):
+    """Writes the best model as a SpeechBrain checkpoint and as an original ``.pth``.
+
+    Arguments
+    ---------
+    brain : MSPMBrain
+        A Brain after ``fit``.
+    hparams : dict
+        Needs ``pretrained_folder``.
+
+    Returns
+    -------
+    dict
+        Paths of ``ssast_pretrained.ckpt`` (our layout) and ``ssast_pretrained.pth``
+        (the original layout, loadable by the original code and by
+        :func:`ssast_sb.checkpoints.pretrain_model_from_original`).
+    """
+    folder = Path(hparams["pretrained_folder"])
+    paths = {"ckpt": folder / "ssast_pretrained.ckpt", "pth": folder / "ssast_pretrained.pth"}
+    if sb.utils.distributed.if_main_process():
+        brain.checkpointer.recover_if_possible(max_key="acc")
+        save_speechbrain_checkpoint(brain.model, paths["ckpt"])
+        save_atomic(export_original(brain.model), paths["pth"])
+        logger.info("Pretrained SSAST written to %s", folder)
+    return {name: str(path) for name, path in paths.items()}
+
+
+def run_pretraining(hparams, run_opts, manifests):
+    """Builds the datasets, fits an :class:`MSPMBrain` and exports the best model.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded YAML (see the module docstring and ``hparams/pretrain_*.yaml``).
+    run_opts : dict
+        SpeechBrain run options from the command line.
+    manifests : dict
+        ``{"train": csv, "valid": csv}``.
+
+    Returns
+    -------
+    tuple
+        The Brain and the exported paths.
+    """
+    pipeline = fbank_pipeline(hparams["frontend"])
+    datasets = {
+        split: manifest_dataset(path, [pipeline], ["id", "fbank"])
+        for split, path in manifests.items()
+    }
+    brain = MSPMBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    loader = train_loader_options(
+        dict(hparams, grad_accumulation=brain.grad_accumulation_factor),
+        len(datasets["train"]),
+        world_size,
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=loader,
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    return brain, export_pretrained(brain, hparams)
+
+
+#: YAML keys passed to :func:`ssast_sb.data.pretraining.prepare_pretraining_data`.
+DATA_KEYS = (
+    "audioset_folder",
+    "audioset_train_segments",
+    "audioset_valid_segments",
+    "librispeech_folder",
+    "librispeech_train_splits",
+    "librispeech_valid_splits",
+    "extra_sources",
+    "valid_source",
+    "seed",
+    "on_bad_audio",
+)
+
+
+def pretraining_main(argv):
+    """Command line of the pretraining recipes: YAML, data preparation once, training.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
+
+    Returns
+    -------
+    dict
+        The exported model paths.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    save_folder = hparams["save_folder"]
+    sb.utils.distributed.run_on_main(
+        prepare_pretraining_data,
+        args=[save_folder],
+        kwargs={key: hparams[key] for key in DATA_KEYS},
+    )
+    manifests = {split: f"{save_folder}/pretrain_{split}.csv" for split in ("train", "valid")}
+    _, exported = run_pretraining(hparams, run_opts, manifests)
+    return exported

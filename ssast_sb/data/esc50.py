@@ -1,0 +1,373 @@
+"""Manifests for ESC-50, environmental sound classification in five folds.
+
+The official release holds 2,000 five-second clips of 50 classes, already
+assigned to 5 folds for cross-validation (SSAST_SPEC.md d.2: the result is the
+accuracy averaged over the folds). The clips are 44.1 kHz; the original
+converts them to 16 kHz with sox, here they stay as they are and
+`ssast_sb.data.audio.load_audio` resamples at load time.
+
+Expected layout (the unpacked https://github.com/karoldvl/ESC-50/archive/master.zip,
+or `download_esc50`)::
+
+    <data_folder>/ESC-50-master/audio/<fold>-<freesound id>-<take>-<target>.wav
+    <data_folder>/ESC-50-master/meta/esc50.csv
+
+``data_folder`` may also be the ``ESC-50-master`` folder itself. This module
+also holds `download_and_extract`, the checksummed, atomic download used by the
+other dataset modules.
+
+Example
+-------
+>>> import tempfile, os
+>>> import numpy as np, soundfile as sf
+>>> root = tempfile.mkdtemp()
+>>> os.makedirs(os.path.join(root, "audio")); os.makedirs(os.path.join(root, "meta"))
+>>> sf.write(os.path.join(root, "audio", "1-100032-A-0.wav"), np.zeros(4410), 44100)
+>>> with open(os.path.join(root, "meta", "esc50.csv"), "w") as f:
+...     _ = f.write("filename,fold,target,category,esc10,src_file,take\\n")
+...     _ = f.write("1-100032-A-0.wav,1,0,dog,True,100032,A\\n")
+>>> summary = prepare_esc50(root, os.path.join(root, "manifests"))
+>>> summary["fold1"]["kept"], summary["num_classes"]
+(1, 1)
+"""
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .manifest import (
+    ManifestError,
+    atomic_open,
+    manifests_exist,
+    validate_audio_rows,
+    write_manifest_atomic,
+)
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
+RELEASE_FOLDER = "ESC-50-master"
+META_FILE = Path("meta") / "esc50.csv"
+META_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+NUM_FOLDS = 5
+LABELS_JSON = "esc50_labels.json"
+FIELDNAMES = ["ID", "duration", "wav", "label", "target", "fold"]
+
+
+def _sha256_of(path, chunk_bytes=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(url, destination, chunk_bytes=1 << 20):
+    """Stream ``url`` into ``destination`` through a temporary file; return its sha256."""
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(
+        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
+    )
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
+            total = response.headers.get("Content-Length")
+            with tqdm(
+                total=int(total) if total else None,
+                unit="B",
+                unit_scale=True,
+                desc=f"Downloading {destination.name}",
+            ) as progress:
+                for chunk in iter(lambda: response.read(chunk_bytes), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.update(len(chunk))
+        os.replace(tmp_name, destination)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+        raise
+    return digest.hexdigest()
+
+
+def _extract(archive, folder):
+    """Unpack a zip or tar archive into ``folder`` (no member may escape it)."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(folder)  # zipfile drops absolute and '..' parts
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tarred:
+            tarred.extractall(folder, filter="data")
+    else:
+        raise ValueError(f"{archive} is neither a zip nor a tar archive")
+
+
+def download_and_extract(url, target_folder, sha256=None, keep_archive=True):
+    """Download an archive and unpack it as ``target_folder``, atomically.
+
+    The archive is streamed to a temporary file next to ``target_folder`` and
+    renamed once complete; its SHA-256 is checked against ``sha256`` when given,
+    and logged otherwise so that it can be pinned. It is then unpacked into a
+    temporary folder, which is renamed to ``target_folder`` only once extraction
+    succeeded. When the archive holds a single top-level folder, that folder
+    becomes ``target_folder``. A partial download or extraction therefore never
+    looks like a finished one, and nothing is done when ``target_folder`` exists.
+
+    Arguments
+    ---------
+    url : str
+        ``https://``, ``http://`` or ``file://`` address of a zip or tar(.gz) archive.
+    target_folder : str or pathlib.Path
+        Folder the archive's content ends up in.
+    sha256 : str, optional
+        Expected hex digest of the archive.
+    keep_archive : bool
+        Keep the downloaded archive next to ``target_folder`` (reused by a
+        later call); delete it after extraction otherwise.
+
+    Returns
+    -------
+    pathlib.Path
+        ``target_folder``.
+
+    Raises
+    ------
+    ValueError
+        When the digest differs from ``sha256`` (the archive is deleted).
+
+    Example
+    -------
+    >>> import tempfile, os, zipfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with zipfile.ZipFile(root / "toy.zip", "w") as z:
+    ...     z.writestr("toy/readme.txt", "hi")
+    >>> out = download_and_extract((root / "toy.zip").as_uri(), root / "data" / "toy")
+    >>> (out / "readme.txt").read_text()
+    'hi'
+    """
+    target_folder = Path(target_folder)
+    if target_folder.is_dir():
+        logger.info("%s already exists, nothing to download", target_folder)
+        return target_folder
+    target_folder.parent.mkdir(parents=True, exist_ok=True)
+    archive_name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+    if not archive_name.startswith(target_folder.name):
+        archive_name = f"{target_folder.name}-{archive_name}"
+    archive = target_folder.parent / archive_name
+    if archive.is_file():
+        logger.info("Reusing the downloaded archive %s", archive)
+        digest = _sha256_of(archive)
+    else:
+        logger.info("Downloading %s to %s", url, archive)
+        digest = _fetch(url, archive)
+    if sha256 is None:
+        logger.info("SHA-256 of %s: %s (pass it as sha256= to pin it)", archive.name, digest)
+    elif digest.lower() != sha256.lower():
+        archive.unlink()
+        raise ValueError(
+            f"Checksum mismatch for {url}: expected sha256 {sha256}, got {digest}. "
+            "The download was deleted; try again, or check the expected value."
+        )
+
+    tmp_folder = Path(
+        tempfile.mkdtemp(dir=target_folder.parent, prefix=f".{target_folder.name}.", suffix=".tmp")
+    )
+    try:
+        logger.info("Extracting %s", archive)
+        _extract(archive, tmp_folder)
+        entries = list(tmp_folder.iterdir())
+        if len(entries) == 1 and entries[0].is_dir():
+            os.replace(entries[0], target_folder)
+            tmp_folder.rmdir()
+        else:
+            os.replace(tmp_folder, target_folder)
+    except BaseException:
+        shutil.rmtree(tmp_folder, ignore_errors=True)
+        raise
+    if not keep_archive:
+        archive.unlink()
+    return target_folder
+
+
+def download_esc50(data_folder, url=DOWNLOAD_URL, sha256=None, keep_archive=True):
+    """Download and unpack the official ESC-50 release into ``<data_folder>/ESC-50-master``.
+
+    The GitHub ``master.zip`` has no published checksum (it changes with the
+    repository), so ``sha256`` is None by default and the digest is logged.
+
+    Arguments
+    ---------
+    data_folder : str or pathlib.Path
+        Parent folder of the dataset.
+    url : str
+        Archive address; the official release by default.
+    sha256 : str, optional
+        Expected hex digest of the archive.
+    keep_archive : bool
+        Keep the zip next to the dataset.
+
+    Returns
+    -------
+    pathlib.Path
+        The dataset folder, to pass to `prepare_esc50`.
+
+    Example
+    -------
+    >>> import tempfile, os, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "ESC-50-master").mkdir()
+    >>> download_esc50(folder).name  # already there: nothing is downloaded
+    'ESC-50-master'
+    """
+    return download_and_extract(url, Path(data_folder) / RELEASE_FOLDER, sha256, keep_archive)
+
+
+def _find_release(data_folder):
+    """The folder holding ``meta/esc50.csv`` and ``audio/``."""
+    candidates = [data_folder / RELEASE_FOLDER, data_folder]
+    for candidate in candidates:
+        if (candidate / META_FILE).is_file():
+            if not (candidate / "audio").is_dir():
+                raise FileNotFoundError(
+                    f"ESC-50 metadata found in {candidate} but not its audio/ folder; "
+                    f"re-extract {DOWNLOAD_URL}."
+                )
+            return candidate
+    raise FileNotFoundError(
+        f"ESC-50 not found: no {META_FILE} in {candidates[0]} or {candidates[1]}. "
+        f"Download {DOWNLOAD_URL} (or call download_esc50({str(data_folder)!r})) and unzip it "
+        f"inside {data_folder}, which gives {candidates[0]}/audio/*.wav and "
+        f"{candidates[0] / META_FILE}."
+    )
+
+
+def _read_meta(path):
+    """Read ``esc50.csv`` into rows with integer ``fold`` and ``target``."""
+    with open(path, newline="", encoding="utf-8") as csv_file:
+        reader = csv.DictReader(csv_file)
+        header = reader.fieldnames or []
+        missing = [name for name in META_COLUMNS[:4] if name not in header]
+        if missing:
+            raise ManifestError(f"{path} lacks the column(s) {missing}; expected {META_COLUMNS}")
+        entries = []
+        for line_number, row in enumerate(reader, start=2):
+            try:
+                fold, target = int(row["fold"]), int(row["target"])
+            except ValueError as err:
+                raise ManifestError(f"{path}, line {line_number}: bad fold or target") from err
+            if not 1 <= fold <= NUM_FOLDS:
+                raise ManifestError(f"{path}, line {line_number}: fold {fold} not in 1..5")
+            entries.append({**row, "fold": fold, "target": target})
+    return entries
+
+
+def _class_names(entries, path):
+    """Category name of each target index; the metadata must be consistent."""
+    names = {}
+    for entry in entries:
+        known = names.setdefault(entry["target"], entry["category"])
+        if known != entry["category"]:
+            raise ManifestError(
+                f"{path}: target {entry['target']} is both {known!r} and {entry['category']!r}"
+            )
+    if sorted(names) != list(range(len(names))):
+        logger.warning("ESC-50 targets are not 0..%d: %s", len(names) - 1, sorted(names))
+    return [names[target] for target in sorted(names)]
+
+
+def prepare_esc50(
+    data_folder,
+    save_folder,
+    skip_prep=False,
+    on_bad_audio="error",
+    force=False,
+):
+    """Write one ESC-50 manifest per official fold, and the class list.
+
+    Outputs are ``<save_folder>/esc50_fold{1..5}.csv`` with the columns
+    ``ID,duration,wav,label,target,fold`` (``label`` is the category name,
+    ``target`` its official index) and ``<save_folder>/esc50_labels.json``, the
+    category names in target order. For fold ``k`` of the cross-validation,
+    train on the other four manifests and test on ``esc50_fold<k>.csv``.
+    Nothing is done when all outputs exist. Under DDP wrap the call in
+    ``speechbrain.utils.distributed.run_on_main``.
+
+    Arguments
+    ---------
+    data_folder : str or pathlib.Path
+        Folder containing ``ESC-50-master/`` (or that folder itself).
+    save_folder : str or pathlib.Path
+        Where the manifests are written.
+    skip_prep : bool
+        If True, do nothing.
+    on_bad_audio : {"error", "skip"}
+        What to do with a listed clip that is missing, unreadable or empty (see
+        `ssast_sb.data.manifest.validate_audio_rows`).
+    force : bool
+        Rewrite the outputs even when they all exist.
+
+    Returns
+    -------
+    dict or None
+        ``fold1`` .. ``fold5``: the counts of `validate_audio_rows`;
+        ``num_classes``: number of categories; None when skipped.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the release is not found, saying what to download and where to put it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> prepare_esc50(tempfile.mkdtemp(), tempfile.mkdtemp(), skip_prep=True) is None
+    True
+    """
+    if skip_prep:
+        logger.info("Skipping ESC-50 preparation (skip_prep=True)")
+        return None
+    data_folder, save_folder = Path(data_folder), Path(save_folder)
+    fold_csvs = {fold: save_folder / f"esc50_fold{fold}.csv" for fold in range(1, NUM_FOLDS + 1)}
+    labels_json = save_folder / LABELS_JSON
+    if not force and manifests_exist([*fold_csvs.values(), labels_json]):
+        logger.info("ESC-50 manifests already in %s, skipping preparation", save_folder)
+        return None
+
+    release = _find_release(data_folder)
+    meta_path = release / META_FILE
+    entries = _read_meta(meta_path)
+    class_names = _class_names(entries, meta_path)
+    logger.info(
+        "ESC-50: %d clips of %d classes listed in %s", len(entries), len(class_names), meta_path
+    )
+
+    summary = {"num_classes": len(class_names)}
+    for fold, fold_csv in fold_csvs.items():
+        rows = [
+            {
+                "ID": Path(entry["filename"]).stem,
+                "wav": os.path.abspath(release / "audio" / entry["filename"]),
+                "label": entry["category"],
+                "target": entry["target"],
+                "fold": fold,
+            }
+            for entry in entries
+            if entry["fold"] == fold
+        ]
+        rows, summary[f"fold{fold}"] = validate_audio_rows(rows, on_bad_audio)
+        write_manifest_atomic(rows, fold_csv, FIELDNAMES)
+        logger.info("ESC-50 fold %d: %d clips -> %s", fold, len(rows), fold_csv)
+
+    # Written last: its presence means every fold manifest is complete.
+    with atomic_open(labels_json) as json_file:
+        json.dump(class_names, json_file, indent=1, ensure_ascii=False)
+    return summary

@@ -1,0 +1,257 @@
+"""Manifests for IEMOCAP emotion recognition (the SUPERB ER task, SSAST_SPEC.md d.3).
+
+The usual four-class setup: neutral (``neu``), happy (``hap`` and ``exc``
+merged), sad (``sad``) and angry (``ang``); utterances with any other label
+(frustration, surprise, fear, ...) are dropped. One manifest per session, so
+that the five leave-one-session-out folds are built by choosing the test session.
+
+Expected layout (IEMOCAP is licensed by USC SAIL on request, see `REQUEST_URL`)::
+
+    <data_folder>/IEMOCAP_full_release/Session<n>/sentences/wav/<dialog>/<utterance>.wav
+    <data_folder>/IEMOCAP_full_release/Session<n>/dialog/EmoEvaluation/<dialog>.txt
+
+``data_folder`` may also be the ``IEMOCAP_full_release`` folder itself. In an
+evaluation file, each utterance has one summary line
+``[start - end]<TAB><utterance><TAB><label><TAB>[V, A, D]``.
+
+Example
+-------
+>>> import tempfile, os
+>>> import numpy as np, soundfile as sf
+>>> root = tempfile.mkdtemp()
+>>> session = os.path.join(root, "Session1")
+>>> os.makedirs(os.path.join(session, "sentences", "wav", "Ses01F_impro01"))
+>>> os.makedirs(os.path.join(session, "dialog", "EmoEvaluation"))
+>>> wav = os.path.join(session, "sentences", "wav", "Ses01F_impro01", "Ses01F_impro01_M000.wav")
+>>> sf.write(wav, np.zeros(1600), 16000)
+>>> with open(os.path.join(session, "dialog", "EmoEvaluation", "Ses01F_impro01.txt"), "w") as f:
+...     _ = f.write("[0.1 - 1.1]\\tSes01F_impro01_M000\\texc\\t[2.5, 2.5, 2.5]\\n")
+>>> summary = prepare_iemocap(root, os.path.join(root, "out"), sessions=[1])
+>>> summary["session1"]["kept"], summary["class_counts"]["happy"]
+(1, 1)
+"""
+
+import json
+import logging
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+from .manifest import atomic_open, manifests_exist, validate_audio_rows, write_manifest_atomic
+
+logger = logging.getLogger(__name__)
+
+REQUEST_URL = "https://sail.usc.edu/iemocap/iemocap_release.htm"
+RELEASE_FOLDER = "IEMOCAP_full_release"
+SESSIONS = (1, 2, 3, 4, 5)
+#: Evaluation label -> class of the four-class task; every other label is dropped.
+EMOTION_CLASSES = {"neu": "neutral", "hap": "happy", "exc": "happy", "sad": "sad", "ang": "angry"}
+CLASS_NAMES = ("neutral", "happy", "sad", "angry")
+LABELS_JSON = "iemocap_labels.json"
+FIELDNAMES = ["ID", "duration", "wav", "label", "emotion", "speaker", "session"]
+
+_SUMMARY_LINE = re.compile(
+    r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\s+(?P<utt>Ses(?P<session>\d\d)\w+)\s+"
+    r"(?P<emotion>\w+)\s+\["
+)
+
+
+def _find_release(data_folder):
+    """The folder holding ``Session1`` .. ``Session5``."""
+    candidates = [data_folder / RELEASE_FOLDER, data_folder]
+    for candidate in candidates:
+        if any((candidate / f"Session{n}").is_dir() for n in SESSIONS):
+            return candidate
+    raise FileNotFoundError(
+        f"IEMOCAP not found: no Session1..Session5 folders in {candidates[0]} or "
+        f"{candidates[1]}. IEMOCAP is not downloadable: request it from USC SAIL at "
+        f"{REQUEST_URL}, then extract the release so that {candidates[0]}/Session1/"
+        "sentences/wav/ and .../dialog/EmoEvaluation/ exist."
+    )
+
+
+def speaker_of(utterance_id):
+    """Speaker of an utterance: its session and the gender letter of its last part.
+
+    The dialog name's letter (``Ses01F_...``) tells who wore the motion-capture
+    markers; the utterance's own last part (``..._M013``) tells who speaks.
+
+    Arguments
+    ---------
+    utterance_id : str
+        E.g. ``"Ses01F_impro01_M013"``.
+
+    Returns
+    -------
+    str
+        E.g. ``"Ses01M"``.
+
+    Example
+    -------
+    >>> speaker_of("Ses01F_impro01_M013"), speaker_of("Ses03M_script02_1_F005")
+    ('Ses01M', 'Ses03F')
+    """
+    return f"{utterance_id[:5]}{utterance_id.rsplit('_', 1)[-1][0]}"
+
+
+def read_emo_evaluation(path):
+    """Read the per-utterance summary labels of one EmoEvaluation file.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        ``Session<n>/dialog/EmoEvaluation/<dialog>.txt``.
+
+    Returns
+    -------
+    list of tuple
+        ``(utterance_id, label)`` in file order, e.g. ``("Ses01F_impro01_F000", "neu")``.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "Ses01F_impro01.txt")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("% header\\n[6.2901 - 8.2357]\\tSes01F_impro01_F000\\tneu\\t"
+    ...                 "[2.5000, 2.5000, 2.5000]\\nC-E2:\\tNeutral;\\t()\\n")
+    >>> read_emo_evaluation(path)
+    [('Ses01F_impro01_F000', 'neu')]
+    """
+    entries = []
+    with open(path, encoding="utf-8", errors="replace") as eval_file:
+        for line in eval_file:
+            match = _SUMMARY_LINE.match(line)
+            if match:
+                entries.append((match["utt"], match["emotion"]))
+    return entries
+
+
+def _session_rows(release, session):
+    """Rows (without duration) of one session's four-class utterances, and dropped labels."""
+    session_folder = release / f"Session{session}"
+    eval_folder = session_folder / "dialog" / "EmoEvaluation"
+    if not eval_folder.is_dir():
+        raise FileNotFoundError(
+            f"IEMOCAP labels not found: {eval_folder}. Is the release from {REQUEST_URL} "
+            "fully extracted?"
+        )
+    eval_files = sorted(
+        path for path in eval_folder.glob("*.txt") if not path.name.startswith(".")
+    )
+    rows, dropped = [], Counter()
+    for eval_file in eval_files:
+        for utt_id, emotion in read_emo_evaluation(eval_file):
+            if emotion not in EMOTION_CLASSES:
+                dropped[emotion] += 1
+                continue
+            dialog = utt_id.rsplit("_", 1)[0]
+            wav = session_folder / "sentences" / "wav" / dialog / f"{utt_id}.wav"
+            rows.append(
+                {
+                    "ID": utt_id,
+                    "wav": os.path.abspath(wav),
+                    "label": EMOTION_CLASSES[emotion],
+                    "emotion": emotion,
+                    "speaker": speaker_of(utt_id),
+                    "session": session,
+                }
+            )
+    return rows, dropped
+
+
+def prepare_iemocap(
+    data_folder,
+    save_folder,
+    sessions=SESSIONS,
+    skip_prep=False,
+    on_bad_audio="error",
+    force=False,
+):
+    """Write one four-class IEMOCAP manifest per session, and the class list.
+
+    Outputs are ``<save_folder>/iemocap_session<n>.csv`` with the columns
+    ``ID,duration,wav,label,emotion,speaker,session`` (``label`` is one of
+    neutral, happy, sad, angry; ``emotion`` the original code, e.g. ``exc``;
+    ``speaker`` e.g. ``Ses01F``) and ``iemocap_labels.json``, the class names in
+    index order. For fold ``k``, test on session ``k`` and train on the others.
+    Nothing is done when all outputs exist. Under DDP wrap the call in
+    ``speechbrain.utils.distributed.run_on_main``.
+
+    Arguments
+    ---------
+    data_folder : str or pathlib.Path
+        Folder containing ``IEMOCAP_full_release/`` (or that folder itself).
+    save_folder : str or pathlib.Path
+        Where the manifests are written.
+    sessions : sequence of int
+        Sessions to prepare (1..5).
+    skip_prep : bool
+        If True, do nothing.
+    on_bad_audio : {"error", "skip"}
+        What to do with a labelled utterance whose wav is missing, unreadable or
+        empty (see `ssast_sb.data.manifest.validate_audio_rows`).
+    force : bool
+        Rewrite the outputs even when they all exist.
+
+    Returns
+    -------
+    dict or None
+        ``session<n>``: the counts of `validate_audio_rows`; ``class_counts``:
+        kept utterances per class; ``dropped``: utterances per dropped label
+        (e.g. ``{"fru": 1849, "xxx": 2507, ...}`` on the full corpus); None
+        when skipped.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the corpus or a session is missing, saying where IEMOCAP comes from
+        and where to put it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> prepare_iemocap(tempfile.mkdtemp(), tempfile.mkdtemp(), skip_prep=True) is None
+    True
+    """
+    if skip_prep:
+        logger.info("Skipping IEMOCAP preparation (skip_prep=True)")
+        return None
+    sessions = sorted(set(int(session) for session in sessions))
+    bad = [session for session in sessions if session not in SESSIONS]
+    if bad or not sessions:
+        raise ValueError(f"IEMOCAP sessions must be among {SESSIONS}, got {bad or sessions}")
+    data_folder, save_folder = Path(data_folder), Path(save_folder)
+    session_csvs = {session: save_folder / f"iemocap_session{session}.csv" for session in sessions}
+    labels_json = save_folder / LABELS_JSON
+    if not force and manifests_exist([*session_csvs.values(), labels_json]):
+        logger.info("IEMOCAP manifests already in %s, skipping preparation", save_folder)
+        return None
+
+    release = _find_release(data_folder)
+    missing = [s for s in sessions if not (release / f"Session{s}").is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"IEMOCAP session(s) {missing} not found in {release}; the full release from "
+            f"{REQUEST_URL} has Session1..Session5."
+        )
+
+    summary, class_counts, dropped = {}, Counter(), Counter()
+    for session, session_csv in session_csvs.items():
+        rows, session_dropped = _session_rows(release, session)
+        rows, summary[f"session{session}"] = validate_audio_rows(rows, on_bad_audio)
+        write_manifest_atomic(rows, session_csv, FIELDNAMES)
+        counts = Counter(row["label"] for row in rows)
+        class_counts.update(counts)
+        dropped.update(session_dropped)
+        logger.info(
+            "IEMOCAP session %d: %d utterances %s, %d dropped -> %s",
+            session, len(rows), dict(counts), sum(session_dropped.values()), session_csv,
+        )
+    summary["class_counts"] = {name: class_counts[name] for name in CLASS_NAMES}
+    summary["dropped"] = dict(sorted(dropped.items()))
+
+    # Written last: its presence means every session manifest is complete.
+    with atomic_open(labels_json) as json_file:
+        json.dump(list(CLASS_NAMES), json_file, indent=1)
+    return summary

@@ -1,0 +1,76 @@
+"""Learning-rate schedules of the original trainers (SSAST_SPEC.md c.5, d.1).
+
+Authors
+ * ssast-sb contributors
+"""
+
+
+def staircase_warmup_lr(step, base_lr, warmup_steps=1000, interval=50):
+    """The original warm-up: at every ``interval``-th step up to ``warmup_steps``.
+
+    The learning rate becomes ``base_lr * step / warmup_steps``; steps 0-49 therefore
+    run at lr 0 (Adam's moments still update). The full rate is also set at
+    ``warmup_steps`` itself when it is not a multiple of ``interval`` (the original
+    uses 1000 and 50, where both rules agree).
+
+    Arguments
+    ---------
+    step : int
+        Optimiser steps taken so far (0 for the first update).
+    base_lr : float
+        Target learning rate.
+    warmup_steps : int
+        Step at which the full rate is reached.
+    interval : int
+        The rate changes every ``interval`` steps.
+
+    Returns
+    -------
+    float or None
+        The rate to set now, or None to leave it as it is.
+
+    Example
+    -------
+    >>> [staircase_warmup_lr(s, 1e-3) for s in (0, 1, 50, 999, 1000, 1050)]
+    [0.0, None, 5e-05, None, 0.001, None]
+    >>> staircase_warmup_lr(30, 1e-3, warmup_steps=30)
+    0.001
+    """
+    if step <= warmup_steps and (step % interval == 0 or step == warmup_steps):
+        return base_lr * step / warmup_steps
+    return None
+
+
+def set_lr(optimizer, lr, multipliers=None):
+    """Sets the learning rate of every parameter group.
+
+    Arguments
+    ---------
+    optimizer : torch.optim.Optimizer
+        The optimiser.
+    lr : float
+        New base rate.
+    multipliers : list of float, optional
+        One factor per group (e.g. the head-lr multiplier of fine-tuning).
+
+    Example
+    -------
+    >>> import torch
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    >>> set_lr(opt, 0.5); opt.param_groups[0]["lr"]
+    0.5
+    """
+    for index, group in enumerate(optimizer.param_groups):
+        group["lr"] = lr * (multipliers[index] if multipliers else 1.0)
+
+
+def current_lr(optimizer):
+    """Learning rate of the first parameter group.
+
+    Example
+    -------
+    >>> import torch
+    >>> current_lr(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+    0.1
+    """
+    return optimizer.param_groups[0]["lr"]

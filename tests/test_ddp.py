@@ -1,0 +1,81 @@
+"""Two-process DDP (gloo, CPU) pretraining: completes, checkpoints and prepares data once."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssast_sb.plots import read_train_log
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _torchrun(*args, timeout=900):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        "29517",
+        *args,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout
+    )
+
+
+def test_ranks_draw_different_masks(tmp_path):
+    report = tmp_path / "masks.json"
+    result = _torchrun(str(ROOT / "tests" / "helpers" / "ddp_masks.py"), str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(report.read_text()) == {"world_size": 2, "different": True}
+
+
+@pytest.mark.slow
+def test_two_process_pretraining_runs_once(shared_dir, tmp_path):
+    data = shared_dir / "data"
+    result = _torchrun(
+        str(ROOT / "recipes" / "pretrain" / "train.py"),
+        str(ROOT / "hparams" / "pretrain_frame_tiny.yaml"),
+        "--distributed_backend",
+        "gloo",
+        "--output_folder",
+        str(tmp_path),
+        "--audioset_folder",
+        "null",
+        "--librispeech_folder",
+        "null",
+        "--extra_sources",
+        f"[{data / 'pretrain_klettres' / 'audio'}]",
+        "--valid_source",
+        str(data / "emotion_emodb" / "audio"),
+        "--num_workers",
+        "0",
+        "--target_frames",
+        "64",
+        "--num_masked",
+        "20",
+        "--valid_num_masked",
+        "20",
+        "--steps_per_epoch",
+        "4",
+        "--number_of_epochs",
+        "2",
+        "--batch_size",
+        "4",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = read_train_log(tmp_path / "train_log.txt")
+    # Logged once (rank 0), 4 steps per interval on every rank.
+    assert [(row["epoch"], row["optimizer_step"]) for row in log] == [(1, 4), (2, 8)]
+    checkpoints = sorted((tmp_path / "save").glob("CKPT+*"))
+    assert 1 <= len(checkpoints) <= 2
+    assert (tmp_path / "pretrained" / "ssast_pretrained.pth").exists()
+    # Data preparation ran on the main process only.
+    log_text = (tmp_path / "log.txt").read_text()
+    assert log_text.count("Pretraining train set") == 1

@@ -1,0 +1,137 @@
+"""The pretraining recipe end to end: learning on real speech, resume, data preparation once."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssast_sb.checkpoints import pretrain_model_from_original
+from ssast_sb.plots import read_train_log
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "pretrain" / "train.py"
+
+
+def _command(output, shared_dir, **overrides):
+    data = shared_dir / "data"
+    train = [data / "pretrain_klettres" / "audio", data / "kws_sid_fsdd" / "audio"]
+    options = {
+        "output_folder": output,
+        "audioset_folder": "null",
+        "librispeech_folder": "null",
+        "extra_sources": "[" + ", ".join(str(p) for p in train) + "]",
+        "valid_source": data / "emotion_emodb" / "audio",
+        "num_workers": 0,
+        "target_frames": 64,
+        "num_masked": 25,
+        "valid_num_masked": 25,
+    }
+    options.update(overrides)
+    command = [sys.executable, str(RECIPE), str(ROOT / "hparams" / "pretrain_frame_tiny.yaml")]
+    for key, value in options.items():
+        command += [f"--{key}", str(value)]
+    return command
+
+
+def _run(command, **kwargs):
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, **kwargs)
+
+
+@pytest.mark.slow
+def test_pretraining_learns_on_real_speech(shared_dir, tmp_path):
+    # SSAST-tiny (128x2 frames), 1.28 s inputs: 64 patches, 40 masked, chance = 1/40.
+    result = _run(
+        _command(
+            tmp_path,
+            shared_dir,
+            "--steps_per_epoch",
+            "40",
+            "--number_of_epochs",
+            "5",
+            "--batch_size",
+            "16",
+            "--warmup_steps",
+            "40",
+            "--warmup_interval",
+            "10",
+        ),
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = read_train_log(tmp_path / "train_log.txt")
+    assert [row["epoch"] for row in log] == [1, 2, 3, 4, 5]
+    chance = 1 / 40
+    first, last = log[0], log[-1]
+    print("first", first, "\nlast", last)
+    assert last["valid acc"] > 4 * chance
+    assert last["train acc"] > 4 * chance
+    assert last["valid loss"] < 0.8 * first["valid loss"]
+    assert last["train loss"] < first["train loss"]
+    # The exported model is an original-format checkpoint that loads strictly.
+    model, _ = pretrain_model_from_original(str(tmp_path / "pretrained" / "ssast_pretrained.pth"))
+    assert model.encoder.config.tshape == 2 and model.encoder.config.input_tdim == 128
+
+
+def _final_state(folder):
+    model, _ = pretrain_model_from_original(str(folder / "pretrained" / "ssast_pretrained.pth"))
+    return model.state_dict()
+
+
+def _small_valid_folder(shared_dir, folder, count=8):
+    folder.mkdir()
+    for path in sorted((shared_dir / "data" / "emotion_emodb" / "audio").glob("*.flac"))[:count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_lost_or_repeated_steps(shared_dir, tmp_path):
+    options = {
+        "steps_per_epoch": 12,
+        "number_of_epochs": 2,
+        "batch_size": 4,
+        "ckpt_interval_minutes": 0,
+        "ckpt_interval_steps": 3,
+        "warmup": False,
+        "target_frames": 32,
+        "num_masked": 10,
+        "valid_num_masked": 10,
+        "valid_source": _small_valid_folder(shared_dir, tmp_path / "valid"),
+    }
+    reference = _run(_command(tmp_path / "uninterrupted", shared_dir, **options), timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    folder = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    process = subprocess.Popen(
+        _command(folder, shared_dir, **options),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        metas = [p.read_text() for p in (folder / "save").glob("CKPT+*/CKPT.yaml")]
+        if any("brain_intra_epoch_ckpt" in meta for meta in metas):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (folder / "pretrained").exists()
+
+    resumed = _run(_command(folder, shared_dir, **options), timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = read_train_log(folder / "train_log.txt")
+    assert [(row["epoch"], row["optimizer_step"]) for row in log] == [(1, 12), (2, 24)]
+    ours, theirs = _final_state(folder), _final_state(tmp_path / "uninterrupted")
+    for key in theirs:
+        assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
