@@ -1,5 +1,6 @@
 """The pretraining recipe end to end: learning on real speech, resume, data preparation once."""
 
+import csv
 import os
 import shutil
 import signal
@@ -44,39 +45,61 @@ def _run(command, **kwargs):
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, **kwargs)
 
 
+def _linked_speech_pool(shared_dir, folder):
+    """KLettres + EmoDB train split for training; EmoDB's held-out speakers for validation."""
+    data = shared_dir / "data"
+    for split in ("train", "valid"):
+        (folder / split).mkdir(parents=True)
+    chosen = [
+        ("pretrain_klettres", "unlabeled", "train"),
+        ("emotion_emodb", "train", "train"),
+        ("emotion_emodb", "valid", "valid"),
+    ]
+    for task, manifest_split, split in chosen:
+        with open(data / task / "manifest.csv", encoding="utf-8") as stream:
+            for row in csv.DictReader(stream):
+                if row["split"] == manifest_split:
+                    source = data / task / row["path"]
+                    (folder / split / f"{task}_{source.name}").symlink_to(source)
+    return folder / "train", folder / "valid"
+
+
 @pytest.mark.slow
 def test_pretraining_learns_on_real_speech(shared_dir, tmp_path):
-    # SSAST-tiny (128x2 frames), 1.28 s inputs: 64 patches, 40 masked, chance = 1/40.
+    # SSAST-tiny frame model, 0.64 s inputs: 32 patches of 128x2, 16 masked, chance = 1/16.
+    train, valid = _linked_speech_pool(shared_dir, tmp_path / "pool")
     result = _run(
         _command(
-            tmp_path,
+            tmp_path / "run",
             shared_dir,
-            "--steps_per_epoch",
-            "40",
-            "--number_of_epochs",
-            "5",
-            "--batch_size",
-            "16",
-            "--warmup_steps",
-            "40",
-            "--warmup_interval",
-            "10",
+            extra_sources=f"[{train}]",
+            valid_source=valid,
+            num_masked=16,
+            valid_num_masked=16,
+            steps_per_epoch=40,
+            number_of_epochs=5,
+            batch_size=16,
+            warmup_steps=40,
+            warmup_interval=10,
         ),
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    log = read_train_log(tmp_path / "train_log.txt")
+    log = read_train_log(tmp_path / "run" / "train_log.txt")
     assert [row["epoch"] for row in log] == [1, 2, 3, 4, 5]
-    chance = 1 / 40
+    chance = 1 / 16
     first, last = log[0], log[-1]
-    print("first", first, "\nlast", last)
-    assert last["valid acc"] > 4 * chance
-    assert last["train acc"] > 4 * chance
-    assert last["valid loss"] < 0.8 * first["valid loss"]
-    assert last["train loss"] < first["train loss"]
+    print(f"MPC accuracy (chance {chance:.4f}): {[round(r['valid acc'], 4) for r in log]}")
+    print(f"valid joint loss: {[round(r['valid loss'], 3) for r in log]}")
+    # Measured: valid acc 0.111 -> 0.126, valid loss 5.02 -> 3.99, train loss 7.12 -> 4.41.
+    assert last["valid acc"] > 1.6 * chance
+    assert last["train acc"] > 1.6 * chance
+    assert last["valid loss"] < 0.85 * first["valid loss"]
+    assert last["train loss"] < 0.75 * first["train loss"]
     # The exported model is an original-format checkpoint that loads strictly.
-    model, _ = pretrain_model_from_original(str(tmp_path / "pretrained" / "ssast_pretrained.pth"))
-    assert model.encoder.config.tshape == 2 and model.encoder.config.input_tdim == 128
+    exported = tmp_path / "run" / "pretrained" / "ssast_pretrained.pth"
+    model, _ = pretrain_model_from_original(str(exported))
+    assert model.encoder.config.tshape == 2 and model.encoder.config.input_tdim == 64
 
 
 def _final_state(folder):
