@@ -8,6 +8,8 @@ Authors
  * ssast-sb contributors
 """
 
+import random
+
 import speechbrain as sb
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
@@ -105,7 +107,7 @@ def label_pipeline(label_encoder):
     return encode
 
 
-def fit_label_encoder(dataset, path=None):
+def fit_label_encoder(dataset, path=None, separator=None):
     """A ``CategoricalEncoder`` over the ``label`` column, saved to / loaded from ``path``.
 
     Arguments
@@ -114,6 +116,8 @@ def fit_label_encoder(dataset, path=None):
         Training set with a ``label`` column.
     path : str, optional
         Where the encoder is saved (and read back on later runs).
+    separator : str, optional
+        For multi-label columns, the separator of the labels.
 
     Returns
     -------
@@ -122,8 +126,84 @@ def fit_label_encoder(dataset, path=None):
     encoder = CategoricalEncoder()
     if path is not None and encoder.load_if_possible(path):
         return encoder
-    labels = [row["label"] for row in dataset.data.values()]
-    encoder.update_from_iterable(sorted(set(labels)))
+    labels = set()
+    for row in dataset.data.values():
+        labels.update(row["label"].split(separator) if separator else [row["label"]])
+    encoder.update_from_iterable(sorted(labels - {""}))
     if path is not None:
         encoder.save(path)
     return encoder
+
+
+def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE):
+    """A dynamic item that reads the ``wav`` column as a 16 kHz mono ``sig``.
+
+    Arguments
+    ---------
+    max_crop_s : float, optional
+        Training crops: a random segment of at most this many seconds (the SUPERB
+        speaker-identification recipe uses 8 s). None keeps the whole clip.
+    sample_rate : int
+        Output sample rate.
+
+    Returns
+    -------
+    callable
+        Takes ``wav``, provides ``sig`` (1-D float tensor).
+
+    Example
+    -------
+    >>> import os, tempfile, numpy as np, soundfile as sf
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> sf.write(path, np.zeros(32000, "float32"), 16000)
+    >>> waveform_pipeline(max_crop_s=1.0)(path).shape
+    torch.Size([16000])
+    """
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def read(wav):
+        signal = load_audio(wav, sample_rate)
+        if max_crop_s is not None and signal.numel() > max_crop_s * sample_rate:
+            length = int(max_crop_s * sample_rate)
+            start = random.randint(0, signal.numel() - length)
+            signal = signal[start : start + length]
+        return signal
+
+    return read
+
+
+def multi_hot_pipeline(label_encoder, separator=";"):
+    """A dynamic item that turns ``label`` (labels joined by ``separator``) into ``target``.
+
+    Arguments
+    ---------
+    label_encoder : speechbrain.dataio.encoder.CategoricalEncoder
+        Maps each label to its index.
+    separator : str
+        Separator of the labels in the column.
+
+    Returns
+    -------
+    callable
+        Takes ``label``, provides ``target``: a ``(C,)`` float tensor.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.encoder import CategoricalEncoder
+    >>> encoder = CategoricalEncoder()
+    >>> encoder.update_from_iterable(["/m/dog", "/m/rain", "/m/wind"])
+    >>> multi_hot_pipeline(encoder)("/m/dog;/m/wind")
+    tensor([1., 0., 1.])
+    """
+    encode_one = label_pipeline(label_encoder)
+
+    @sb.utils.data_pipeline.takes("label")
+    @sb.utils.data_pipeline.provides("target")
+    def encode(label):
+        target = torch.zeros(len(label_encoder.lab2ind))
+        for name in filter(None, label.split(separator)):
+            target[encode_one(name)] = 1.0
+        return target
+
+    return encode

@@ -200,6 +200,72 @@ class SSASTClassifier(nn.Module):
         """Logits ``(B, num_classes)`` of ``(B, T, F)`` features."""
         return self.mlp_head(self.embed(spectrogram))
 
+    def head_parameters(self):
+        """Parameters trained at the head learning rate."""
+        return list(self.mlp_head.parameters())
+
+
+class LayerWeightedClassifier(nn.Module):
+    """The SUPERB protocol of the paper's speech tasks (SSAST_SPEC.md d.3).
+
+    A learnable softmax-weighted sum of the block outputs (before the final
+    LayerNorm, class tokens included), a linear projector to ``projector_dim``,
+    mean pooling over all tokens, and a linear classifier. The upstream encoder
+    is fine-tuned end to end as in the paper, or frozen.
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        The transformer at the task's grid.
+    num_classes : int
+        Output size.
+    projector_dim : int
+        Width of the projector (256 in s3prl's utterance-level downstream).
+    freeze_upstream : bool
+        Keep the encoder fixed (no gradients, eval mode).
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> cfg = EncoderConfig(embed_dim=16, depth=3, num_heads=2, input_tdim=64)
+    >>> model = LayerWeightedClassifier(SSASTEncoder(cfg), 4, projector_dim=8)
+    >>> model(torch.randn(2, 64, 128)).shape, model.layer_weights.shape
+    (torch.Size([2, 4]), torch.Size([3]))
+    """
+
+    def __init__(self, encoder, num_classes, projector_dim=256, freeze_upstream=False):
+        super().__init__()
+        self.encoder = encoder
+        self.freeze_upstream = freeze_upstream
+        self.encoder.requires_grad_(not freeze_upstream)
+        width = encoder.config.embed_dim
+        self.layer_weights = nn.Parameter(torch.zeros(encoder.config.depth))
+        self.projector = nn.Linear(width, projector_dim)
+        self.classifier = nn.Linear(projector_dim, num_classes)
+
+    def embed(self, spectrogram):
+        """Pooled projected features ``(B, projector_dim)``."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_upstream):
+            _, layers = self.encoder(spectrogram, return_layers=True)
+        weights = self.layer_weights.softmax(dim=0)
+        mixed = torch.einsum("l,lbtd->btd", weights, torch.stack(layers))
+        return self.projector(mixed).mean(dim=1)
+
+    def forward(self, spectrogram):
+        """Logits ``(B, num_classes)``."""
+        return self.classifier(self.embed(spectrogram))
+
+    def head_parameters(self):
+        """The layer weights, projector and classifier."""
+        return [self.layer_weights, *self.projector.parameters(), *self.classifier.parameters()]
+
+    def train(self, mode=True):
+        """Keeps a frozen upstream in eval mode."""
+        super().train(mode)
+        if self.freeze_upstream:
+            self.encoder.eval()
+        return self
+
 
 def adapt_encoder(
     encoder, fstride=None, tstride=None, input_tdim=None, input_fdim=None, method="original"

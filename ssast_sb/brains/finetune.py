@@ -1,16 +1,23 @@
-"""The fine-tuning Brain for clip classification (SSAST_SPEC.md section d.1).
+"""The fine-tuning Brain for clip classification (SSAST_SPEC.md section d).
 
-By default it follows the original fine-tuning trainer: Adam with two
-parameter groups (the backbone at ``lr``, the ``mlp_head`` at
-``lr * head_lr``), weight decay 5e-7, betas (0.95, 0.999), the optional
-staircase warm-up, a MultiStepLR stepped once per epoch, cross-entropy or
-binary cross-entropy, and the best checkpoint chosen on validation accuracy.
+By default it follows the original fine-tuning trainer: features computed as
+the original loader (mixup on waveforms, SpecAugment before normalisation,
+noise and roll after it), Adam with two parameter groups (the backbone at
+``lr``, the head at ``lr * head_lr``), weight decay 5e-7, betas (0.95, 0.999),
+the optional staircase warm-up, a MultiStepLR stepped once per epoch,
+cross-entropy or binary cross-entropy, and the best checkpoint chosen on the
+validation metric (accuracy, or mAP for multi-label tasks).
 
-Hyperparameters read from the YAML: ``model`` (an
-:class:`~ssast_sb.models.SSASTClassifier`, also in ``modules``), ``loss``
-(``ce`` or ``bce``), ``lr``, ``head_lr``, ``warmup``, ``warmup_steps``,
-``warmup_interval``, ``lr_milestones``, ``lr_decay``, ``keep_checkpoints``,
-``train_logger`` and ``epoch_counter``.
+One departure: a mixup partner is drawn from the same batch rather than from
+the whole dataset (batches are shuffled, so the partner is still a uniformly
+random clip).
+
+Hyperparameters read from the YAML: ``model``, ``frontend`` (an
+:class:`~ssast_sb.frontend.SSASTFbank`), ``augmentation`` (a
+:class:`~ssast_sb.augment.FinetuneAugmentation`), ``num_classes``,
+``multi_label``, ``loss`` (``ce`` or ``bce``), ``lr``, ``head_lr``, ``warmup``,
+``warmup_steps``, ``warmup_interval``, ``lr_milestones``, ``lr_decay``,
+``keep_checkpoints``, ``seed``, ``train_logger`` and ``epoch_counter``.
 
 Authors
  * ssast-sb contributors
@@ -18,54 +25,54 @@ Authors
 
 from pathlib import Path
 
+import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from speechbrain.utils.epoch_loop import EpochCounter
-from speechbrain.utils.train_logger import FileTrainLogger
 
-from ssast_sb.brains.common import AtomicCheckpointer, RunningMeans
+from ssast_sb.augment import draw_mixup_lambda, mixup_waveforms
+from ssast_sb.brains.common import RunningMeans, SeededGenerator, process_rank
+from ssast_sb.checkpoints import save_atomic
+from ssast_sb.metrics import ClassificationStats
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
-
-#: Quantities averaged and logged for each stage.
-LOGGED = ("loss", "acc")
 
 
 def classification_loss(logits, targets, loss="ce"):
-    """Cross-entropy on class indices, or BCE on (soft) multi-hot targets.
+    """Cross-entropy on class indices or soft targets, or BCE on (soft) multi-hot targets.
 
     Arguments
     ---------
     logits : torch.Tensor
         ``(B, C)``.
     targets : torch.Tensor
-        ``(B,)`` class indices for ``ce``; ``(B, C)`` in [0, 1] for ``bce``.
+        ``(B,)`` class indices or ``(B, C)`` probabilities for ``ce``; ``(B, C)`` in
+        [0, 1] for ``bce``.
     loss : str
         ``ce`` or ``bce``.
 
     Returns
     -------
     torch.Tensor
-        Scalar.
+        Scalar, computed in fp32.
 
     Example
     -------
     >>> logits = torch.tensor([[2.0, 0.0]])
     >>> round(classification_loss(logits, torch.tensor([0])).item(), 4)
     0.1269
-    >>> round(classification_loss(logits, torch.tensor([[1.0, 0.0]]), "bce").item(), 4)
+    >>> round(classification_loss(logits, torch.tensor([[1.0, 0.0]]), "bce").item(), 2)
     0.41
     """
     logits = logits.float()
     if loss == "ce":
-        return F.cross_entropy(logits, targets.long())
+        return F.cross_entropy(logits, targets if targets.dim() == 2 else targets.long())
     if loss == "bce":
         return F.binary_cross_entropy_with_logits(logits, targets.float())
     raise ValueError(f"Unknown loss {loss!r}; use 'ce' or 'bce'")
 
 
 def top1_hits(logits, targets):
-    """Per-clip top-1 hits; for multi-hot targets, the target's argmax is the class.
+    """Per-clip top-1 hits; for soft or multi-hot targets, the target's argmax is the class.
 
     Example
     -------
@@ -78,25 +85,33 @@ def top1_hits(logits, targets):
 
 
 class ClassifierBrain(sb.core.Brain):
-    """Fine-tunes an :class:`~ssast_sb.models.SSASTClassifier`.
+    """Fine-tunes an SSAST classifier on waveforms.
 
-    The batch must provide ``fbank`` ``(B, T, F)`` and ``target``: a class
-    index ``(1,)`` per clip for ``ce``, or a multi-hot ``(C,)`` vector for ``bce``.
+    The batch must provide ``sig`` (waveforms with relative lengths) and
+    ``target``: a class index ``(1,)`` per clip, or a multi-hot ``(C,)`` vector
+    when ``multi_label``.
     """
 
+    def on_fit_start(self):
+        """Seeds the augmentation generator per run and rank before recovery."""
+        self.aug_rng = SeededGenerator(self.hparams.seed, process_rank(), self.device)
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("augmentation_rng", self.aug_rng)
+        super().on_fit_start()
+
     def init_optimizers(self):
-        """Two parameter groups: backbone at ``lr``, head at ``lr * head_lr``."""
+        """Two parameter groups (backbone, head) and the per-epoch MultiStepLR."""
         model = self.hparams.model
-        head_params = list(model.mlp_head.parameters())
+        head_params = [p for p in model.head_parameters() if p.requires_grad]
         head_ids = {id(p) for p in head_params}
-        backbone = [p for p in model.parameters() if id(p) not in head_ids]
+        backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
         self.lr_multipliers = [1.0, self.hparams.head_lr]
-        self.optimizer = self.opt_class(
-            [
-                {"params": backbone, "lr": self.hparams.lr},
-                {"params": head_params, "lr": self.hparams.lr * self.hparams.head_lr},
-            ]
-        )
+        groups = [{"params": head_params, "lr": self.hparams.lr * self.hparams.head_lr}]
+        if backbone:
+            groups.insert(0, {"params": backbone, "lr": self.hparams.lr})
+        else:
+            self.lr_multipliers = [self.hparams.head_lr]
+        self.optimizer = self.opt_class(groups)
         self.optimizers_dict = {"optimizer": self.optimizer}
         self.lr_schedule = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(self.hparams.lr_milestones), gamma=self.hparams.lr_decay
@@ -105,22 +120,63 @@ class ClassifierBrain(sb.core.Brain):
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
             self.checkpointer.add_recoverable("lr_schedule", self.lr_schedule)
 
+    def _targets(self, batch):
+        targets = batch.target.data.to(self.device)
+        return targets.float() if self.hparams.multi_label else targets.view(-1)
+
+    def _mixup(self, wavs, lens, targets):
+        """Mixes each clip, with the configured probability, with a random clip of the batch."""
+        generator = self.aug_rng.generator
+        batch, num_samples = wavs.shape
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
+        chosen = torch.rand(batch, generator=generator, device=generator.device)
+        partners = torch.randint(batch, (batch,), generator=generator, device=generator.device)
+        if targets.dim() == 1:
+            targets = F.one_hot(targets, self.hparams.num_classes).float()
+        wavs, targets = wavs.clone(), targets.clone()
+        lengths = (lens * num_samples).round().long().tolist()
+        for i in torch.nonzero(chosen < self.hparams.augmentation.mixup).flatten().tolist():
+            j, lam = int(partners[i]), float(draw_mixup_lambda(rng))
+            mixed = mixup_waveforms(wavs[i, : lengths[i]], wavs[j, : lengths[j]], lam)
+            wavs[i, : lengths[i]] = mixed
+            targets[i] = lam * targets[i] + (1 - lam) * targets[j]
+        return wavs, targets
+
+    def featurize(self, wavs, lens, stage):
+        """Features per clip as the original loader: fbank, SpecAugment, normalise, noise."""
+        frontend, augmentation = self.hparams.frontend, self.hparams.augmentation
+        train = stage == sb.Stage.TRAIN
+        generator = self.aug_rng.generator if train else None
+        lengths = (lens * wavs.shape[1]).round().long().tolist()
+        features = []
+        for wav, length in zip(wavs, lengths):
+            fbank = frontend.raw_features(wav[:length])
+            if train:
+                fbank = augmentation.augment_fbank(fbank, generator)
+            fbank = frontend.normalize(fbank)
+            if train:
+                fbank = augmentation.augment_features(fbank, generator)
+            features.append(fbank)
+        return torch.stack(features)
+
     def compute_forward(self, batch, stage):
-        """Logits of the batch's features."""
+        """Returns logits and the (possibly mixed) targets."""
         batch = batch.to(self.device)
-        features, _ = batch.fbank
-        return self.modules.model(features)
+        wavs, lens = batch.sig
+        targets = self._targets(batch)
+        if stage == sb.Stage.TRAIN and self.hparams.augmentation.mixup > 0:
+            wavs, targets = self._mixup(wavs, lens, targets)
+        features = self.featurize(wavs, lens, stage)
+        return self.modules.model(features), targets
 
     def compute_objectives(self, predictions, batch, stage):
-        """The classification loss; records loss and accuracy."""
-        targets = batch.target.data.to(self.device)
-        if self.hparams.loss == "ce":
-            targets = targets.view(-1)
-        loss = classification_loss(predictions, targets, self.hparams.loss)
-        hits = top1_hits(predictions.detach(), targets)
+        """The classification loss; records loss, accuracy and the scores."""
+        logits, targets = predictions
+        loss = classification_loss(logits, targets, self.hparams.loss)
+        hits = top1_hits(logits.detach(), targets)
         self.running.update({"loss": loss, "acc": hits.mean()}, weight=len(batch.id))
         if stage != sb.Stage.TRAIN:
-            self.outputs.append((batch.id, predictions.detach().float().cpu(), targets.cpu()))
+            self.scores.append(batch.id, logits.detach().float().cpu(), targets.cpu())
         return loss
 
     def on_fit_batch_start(self, batch, should_step):
@@ -136,13 +192,26 @@ class ClassifierBrain(sb.core.Brain):
                 set_lr(self.optimizer, lr, self.lr_multipliers)
 
     def on_stage_start(self, stage, epoch=None):
-        """Resets the running means and the collected outputs."""
-        self.running = RunningMeans(LOGGED)
-        self.outputs = []
+        """Resets the running means and the collected scores."""
+        self.running = RunningMeans(("loss", "acc"))
+        self.scores = ClassificationStats(multi_label=self.hparams.multi_label)
+
+    @property
+    def selection_key(self):
+        """The validation metric that picks the best checkpoint."""
+        return "mAP" if self.hparams.multi_label else "acc"
+
+    def stage_stats(self, stage):
+        """Loss, accuracy and (validation/test) the task metrics of the stage."""
+        stats = self.running.summarize()
+        if stage != sb.Stage.TRAIN and self.hparams.multi_label:
+            summary = self.scores.summarize()
+            stats.update(mAP=summary["mAP"], AUC=summary["mAUC"])
+        return stats
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs, steps the epoch schedule and keeps the best checkpoint by accuracy."""
-        stats = self.running.summarize()
+        """Logs, steps the epoch schedule and keeps the best checkpoint."""
+        stats = self.stage_stats(stage)
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
@@ -153,10 +222,11 @@ class ClassifierBrain(sb.core.Brain):
                 stats_meta=meta, train_stats=self.train_stats, valid_stats=stats
             )
             self.checkpointer.save_and_keep_only(
-                meta={"acc": stats["acc"], "epoch": epoch},
-                max_keys=["acc"],
+                meta={self.selection_key: stats[self.selection_key], "epoch": epoch},
+                max_keys=[self.selection_key],
                 num_to_keep=self.hparams.keep_checkpoints,
             )
+            self.keep_epoch_state(epoch)
         else:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
@@ -164,59 +234,48 @@ class ClassifierBrain(sb.core.Brain):
             )
         self.last_eval_stats = stats
 
+    def keep_epoch_state(self, epoch):
+        """Saves the model of the epochs to be averaged (``weight_averaging: [start, end]``)."""
+        window = self.hparams.weight_averaging
+        if window and window[0] <= epoch <= window[1] and sb.utils.distributed.if_main_process():
+            path = Path(self.hparams.epoch_states_folder) / f"epoch_{epoch}.ckpt"
+            save_atomic(self.hparams.model.state_dict(), path)
 
-def fit_classifier(model, datasets, settings, run_opts, folder):
-    """Fine-tunes ``model`` with its own checkpointer and log in ``folder``, then tests.
+
+def average_epoch_states(folder, start, end):
+    """The element-wise mean of the model states saved for epochs ``start..end``.
 
     Arguments
     ---------
-    model : SSASTClassifier
-        Model to train (pretrained or fresh).
-    datasets : dict
-        ``train``, ``valid`` and optionally ``test`` datasets providing ``fbank``
-        and ``target``.
-    settings : dict
-        ``opt_class``, ``lr``, ``head_lr``, ``loss``, ``number_of_epochs``,
-        ``batch_size``, ``num_workers``, ``warmup``, ``warmup_steps``,
-        ``warmup_interval``, ``lr_milestones``, ``lr_decay``, ``keep_checkpoints``
-        and ``max_grad_norm``.
-    run_opts : dict
-        SpeechBrain run options (device, precision, ...).
     folder : str
-        Output folder of this run.
+        Where :meth:`ClassifierBrain.keep_epoch_state` wrote ``epoch_<n>.ckpt``.
+    start, end : int
+        Epoch window (inclusive), 6 and 25 in the original AudioSet recipe.
 
     Returns
     -------
-    brain : ClassifierBrain
-    test_stats : dict or None
-        Loss and accuracy on ``test`` with the best validation checkpoint.
+    dict
+        The averaged state dict.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> for epoch, value in ((1, 1.0), (2, 3.0)):
+    ...     save_atomic({"w": torch.full((2,), value)}, f"{folder}/epoch_{epoch}.ckpt")
+    >>> average_epoch_states(folder, 1, 2)["w"]
+    tensor([2., 2.])
     """
-    folder = Path(folder)
-    counter = EpochCounter(settings["number_of_epochs"])
-    checkpointer = AtomicCheckpointer(folder / "save", {"model": model, "counter": counter})
-    hparams = dict(
-        settings,
-        model=model,
-        epoch_counter=counter,
-        train_logger=FileTrainLogger(folder / "train_log.txt"),
-    )
-    brain = ClassifierBrain(
-        modules={"model": model},
-        opt_class=settings["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=checkpointer,
-    )
-    loader = {"batch_size": settings["batch_size"], "num_workers": settings["num_workers"]}
-    brain.fit(
-        counter,
-        datasets["train"],
-        datasets["valid"],
-        train_loader_kwargs=dict(loader, shuffle=True),
-        valid_loader_kwargs=loader,
-    )
-    test_stats = None
-    if datasets.get("test") is not None:
-        test_stats = brain.evaluate(datasets["test"], max_key="acc", test_loader_kwargs=loader)
-        test_stats = brain.last_eval_stats
-    return brain, test_stats
+    paths = [Path(folder) / f"epoch_{epoch}.ckpt" for epoch in range(start, end + 1)]
+    paths = [path for path in paths if path.exists()]
+    if not paths:
+        raise FileNotFoundError(f"No epoch states {start}..{end} in {folder} to average")
+    total = None
+    for path in paths:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if total is None:
+            total = {k: v.double().clone() for k, v in state.items()}
+        else:
+            for key, value in state.items():
+                total[key] += value.double()
+    return {key: (value / len(paths)).to(state[key].dtype) for key, value in total.items()}

@@ -13,75 +13,12 @@ import time
 from pathlib import Path
 
 import speechbrain as sb
-import torch
 
-from ssast_sb.brains.finetune import fit_classifier
+from ssast_sb.brains.finetune_runner import run_fold
 from ssast_sb.brains.pretrain import run_pretraining
-from ssast_sb.checkpoints import pretrain_model_from_original
-from ssast_sb.dataio import fbank_pipeline, fit_label_encoder, label_pipeline, manifest_dataset
-from ssast_sb.encoder import SSASTEncoder
-from ssast_sb.models import SSASTClassifier, adapt_encoder
 from ssast_sb.plots import plot_curves, read_train_log
 
 logger = logging.getLogger(__name__)
-
-
-def labeled_datasets(manifests, frontend, encoder_path=None):
-    """Train/valid/test datasets providing ``fbank`` and ``target``, and the label encoder.
-
-    Arguments
-    ---------
-    manifests : dict
-        ``train``, ``valid`` and ``test`` CSVs with a ``label`` column.
-    frontend : SSASTFbank
-        Feature settings.
-    encoder_path : str, optional
-        Where the label encoder is saved.
-
-    Returns
-    -------
-    datasets : dict
-    label_encoder : CategoricalEncoder
-    """
-    features = fbank_pipeline(frontend)
-    datasets = {
-        split: manifest_dataset(manifests[split], [features], ["id", "fbank", "label"])
-        for split in ("train", "valid", "test")
-    }
-    label_encoder = fit_label_encoder(datasets["train"], encoder_path)
-    targets = label_pipeline(label_encoder)
-    for dataset in datasets.values():
-        dataset.add_dynamic_item(targets)
-        dataset.set_output_keys(["id", "fbank", "target"])
-    return datasets, label_encoder
-
-
-def twin_classifiers(pretrained_encoder, num_classes, pooling, seed):
-    """A classifier on the pretrained encoder and an identically built one from scratch.
-
-    Both heads get the same initial weights, so the two differ only in the encoder.
-
-    Arguments
-    ---------
-    pretrained_encoder : SSASTEncoder
-        The pretrained encoder (its grid is kept).
-    num_classes : int
-        Output size.
-    pooling : str
-        ``mean`` or ``cls``.
-    seed : int
-        Seed of the scratch encoder and the heads.
-
-    Returns
-    -------
-    dict
-        ``{"pretrained": SSASTClassifier, "scratch": SSASTClassifier}``.
-    """
-    torch.manual_seed(seed)
-    scratch = SSASTClassifier(SSASTEncoder(pretrained_encoder.config), num_classes, pooling)
-    pretrained = SSASTClassifier(adapt_encoder(pretrained_encoder), num_classes, pooling)
-    pretrained.mlp_head.load_state_dict(scratch.mlp_head.state_dict())
-    return {"pretrained": pretrained, "scratch": scratch}
 
 
 def format_table(results, pretrain_minutes):
@@ -113,8 +50,8 @@ def run_quickstart(hparams, run_opts, manifests):
     Arguments
     ---------
     hparams : dict
-        The quickstart YAML (pretraining keys as ``hparams/pretrain_*.yaml`` plus
-        ``finetune``, ``pooling`` and ``output_folder``).
+        The quickstart YAML (pretraining keys as ``hparams/pretrain_*.yaml`` plus a
+        ``finetune`` section whose keys override them for the fine-tuning runs).
     run_opts : dict
         SpeechBrain run options.
     manifests : dict
@@ -138,23 +75,19 @@ def run_quickstart(hparams, run_opts, manifests):
             output / "pretraining_curves.png",
             title="MSPM pretraining (acc = masked patch classification accuracy)",
         )
-    pretrained, _ = pretrain_model_from_original(exported["pth"])
-    datasets, label_encoder = labeled_datasets(
-        manifests, hparams["frontend"], output / "label_encoder.txt"
-    )
-    models = twin_classifiers(
-        pretrained.encoder, len(label_encoder.lab2ind), hparams["pooling"], hparams["seed"]
-    )
+    settings = dict(hparams, **hparams["finetune"])
     results = {}
-    for name, model in models.items():
+    for name, pretrained_path in (("pretrained", exported["pth"]), ("scratch", None)):
         start = time.time()
-        brain, test_stats = fit_classifier(
-            model, datasets, hparams["finetune"], run_opts, output / f"finetune_{name}"
+        fold = run_fold(
+            dict(settings, pretrained_path=pretrained_path),
+            run_opts,
+            {split: manifests[split] for split in ("train", "valid", "test")},
+            output / f"finetune_{name}",
         )
-        best = brain.checkpointer.find_checkpoint(max_key="acc")
         results[name] = {
-            "test_acc": test_stats["acc"],
-            "valid_acc": best.meta["acc"],
+            "test_acc": fold["test"]["acc"],
+            "valid_acc": fold["valid"]["acc"],
             "minutes": (time.time() - start) / 60,
         }
     table = format_table(results, pretrain_minutes)

@@ -1,0 +1,297 @@
+"""Everything a fine-tuning recipe does around its Brain: model, datasets, folds, results.
+
+A recipe supplies its YAML and a ``prepare_folds(hparams)`` function that
+prepares its dataset once (``run_on_main``) and returns, per fold, the
+``train``/``valid``/``test`` manifests; :func:`finetuning_main` does the rest.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.epoch_loop import EpochCounter
+from speechbrain.utils.train_logger import FileTrainLogger
+
+from ssast_sb.brains.common import AtomicCheckpointer
+from ssast_sb.brains.finetune import ClassifierBrain, average_epoch_states
+from ssast_sb.checkpoints import pretrain_model_from_original, save_atomic
+from ssast_sb.dataio import (
+    fit_label_encoder,
+    label_pipeline,
+    manifest_dataset,
+    multi_hot_pipeline,
+    waveform_pipeline,
+)
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+from ssast_sb.metrics import confusion_matrix, per_class_report, save_confusion_matrix_png
+from ssast_sb.models import LayerWeightedClassifier, SSASTClassifier, adapt_encoder
+
+logger = logging.getLogger(__name__)
+
+
+def build_encoder(hparams):
+    """The encoder at the task's grid: adapted from ``pretrained_path`` or from scratch.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``pretrained_path`` (an original-format pretraining checkpoint: a released
+        SSAST ``.pth`` or the ``ssast_pretrained.pth`` of our pretraining recipes;
+        null for scratch), ``model_size``, ``patch_shape``, ``fstride``, ``tstride``,
+        ``target_frames`` and ``pos_embed_adaptation`` (``original`` or ``resize``).
+
+    Returns
+    -------
+    SSASTEncoder
+
+    Example
+    -------
+    >>> encoder = build_encoder({"pretrained_path": None, "model_size": "tiny",
+    ...     "patch_shape": "frame", "fstride": 128, "tstride": 1, "target_frames": 128})
+    >>> encoder.grid
+    (1, 127)
+    """
+    if hparams.get("pretrained_path"):
+        pretrained, _ = pretrain_model_from_original(hparams["pretrained_path"])
+        return adapt_encoder(
+            pretrained.encoder,
+            hparams["fstride"],
+            hparams["tstride"],
+            hparams["target_frames"],
+            method=hparams.get("pos_embed_adaptation", "original"),
+        )
+    config = EncoderConfig.from_names(
+        hparams["model_size"],
+        hparams["patch_shape"],
+        fstride=hparams["fstride"],
+        tstride=hparams["tstride"],
+        input_tdim=hparams["target_frames"],
+    )
+    return SSASTEncoder(config)
+
+
+def build_classifier(hparams, num_classes):
+    """The task model: ``finetune`` (pooled tokens + LayerNorm/Linear) or ``layer_weighted``.
+
+    Arguments
+    ---------
+    hparams : dict
+        As :func:`build_encoder`, plus ``mode``, ``pooling``, ``projector_dim`` and
+        ``freeze_upstream``.
+    num_classes : int
+        Output size.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    encoder = build_encoder(hparams)
+    # Seeded here so that twins built on different encoders start from the same head.
+    torch.manual_seed(hparams["seed"])
+    if hparams["mode"] == "layer_weighted":
+        return LayerWeightedClassifier(
+            encoder, num_classes, hparams["projector_dim"], hparams["freeze_upstream"]
+        )
+    if hparams["mode"] == "finetune":
+        return SSASTClassifier(encoder, num_classes, hparams["pooling"])
+    raise ValueError(f"Unknown mode {hparams['mode']!r}; use 'finetune' or 'layer_weighted'")
+
+
+def build_datasets(hparams, manifests, folder):
+    """Datasets providing ``sig`` and ``target``, and the label encoder (saved in ``folder``).
+
+    Arguments
+    ---------
+    hparams : dict
+        ``multi_label``, ``label_separator`` and ``max_train_crop_s``.
+    manifests : dict
+        ``train``, ``valid`` and optionally ``test`` CSVs with a ``label`` column.
+    folder : pathlib.Path
+        Where the label encoder is written.
+
+    Returns
+    -------
+    datasets : dict
+    label_encoder : CategoricalEncoder
+    """
+    separator = hparams["label_separator"] if hparams["multi_label"] else None
+    datasets = {
+        split: manifest_dataset(path, [], ["id"])
+        for split, path in manifests.items()
+        if path is not None
+    }
+    encoder = fit_label_encoder(datasets["train"], folder / "label_encoder.txt", separator)
+    targets = (
+        multi_hot_pipeline(encoder, separator) if separator else label_pipeline(encoder)
+    )
+    for split, dataset in datasets.items():
+        crop = hparams["max_train_crop_s"] if split == "train" else None
+        dataset.add_dynamic_item(waveform_pipeline(crop))
+        dataset.add_dynamic_item(targets)
+        dataset.set_output_keys(["id", "sig", "target"])
+    return datasets, encoder
+
+
+def run_fold(hparams, run_opts, manifests, folder):
+    """Fine-tunes one fold in ``folder``; returns its validation and test metrics.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's YAML.
+    run_opts : dict
+        SpeechBrain run options.
+    manifests : dict
+        ``train``, ``valid``, ``test`` CSVs.
+    folder : str
+        Output folder of the fold.
+
+    Returns
+    -------
+    dict
+        ``valid`` and ``test`` stats of the best (or weight-averaged) model.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets, label_encoder = build_datasets(hparams, manifests, folder)
+    num_classes = len(label_encoder.lab2ind)
+    torch.manual_seed(hparams["seed"])
+    model = build_classifier(hparams, num_classes)
+    counter = EpochCounter(hparams["number_of_epochs"])
+    fold_hparams = dict(
+        hparams,
+        model=model,
+        num_classes=num_classes,
+        epoch_counter=counter,
+        train_logger=FileTrainLogger(folder / "train_log.txt"),
+        epoch_states_folder=folder / "epoch_states",
+    )
+    brain = ClassifierBrain(
+        modules={"model": model},
+        opt_class=hparams["opt_class"],
+        hparams=fold_hparams,
+        run_opts=run_opts,
+        checkpointer=AtomicCheckpointer(folder / "save", {"model": model, "counter": counter}),
+    )
+    loader = dict(hparams["dataloader_opts"])
+    brain.fit(
+        counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=dict(loader, shuffle=True, drop_last=False),
+        valid_loader_kwargs=loader,
+    )
+    key = brain.selection_key
+    best = brain.checkpointer.find_checkpoint(max_key=key)
+    results = {"valid": {key: best.meta[key], "epoch": best.meta["epoch"]}}
+    window = hparams["weight_averaging"]
+    if window:
+        # The original averages the epoch models wa_start..wa_end (AudioSet, spec d.1).
+        model.load_state_dict(average_epoch_states(folder / "epoch_states", *window))
+        brain.evaluate(datasets["valid"], test_loader_kwargs=loader)
+        results["valid_weight_averaged"] = brain.last_eval_stats
+    if "test" in datasets:
+        if window:
+            brain.evaluate(datasets["test"], test_loader_kwargs=loader)
+        else:
+            brain.evaluate(datasets["test"], max_key=key, test_loader_kwargs=loader)
+        results["test"] = brain.last_eval_stats
+        if not hparams["multi_label"] and sb.utils.distributed.if_main_process():
+            write_class_report(brain, label_encoder, folder)
+    if sb.utils.distributed.if_main_process():
+        save_atomic(model.state_dict(), folder / "final_model.ckpt")
+        (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return results
+
+
+def write_class_report(brain, label_encoder, folder):
+    """Per-class precision/recall table and confusion-matrix PNG of the last evaluation."""
+    names = [label_encoder.ind2lab[i] for i in range(len(label_encoder.ind2lab))]
+    scores = torch.as_tensor(brain.scores.scores)
+    targets = torch.as_tensor(brain.scores.targets)
+    labels = targets.argmax(-1) if targets.dim() == 2 else targets.long()
+    predictions = scores.argmax(-1)
+    _, table = per_class_report(predictions, labels, names)
+    (folder / "per_class_report.txt").write_text(table + "\n", encoding="utf-8")
+    matrix = confusion_matrix(predictions, labels, len(names))
+    save_confusion_matrix_png(matrix, names, folder / "confusion_matrix.png")
+
+
+def summarize_folds(results, metric):
+    """Mean and per-fold values of a test metric, as a printable table.
+
+    Example
+    -------
+    >>> print(summarize_folds({"fold1": {"test": {"acc": 0.5}}, "fold2": {"test": {"acc": 0.7}}},
+    ...                       "acc"))
+    | fold | test acc |
+    |---|---|
+    | fold1 | 0.500 |
+    | fold2 | 0.700 |
+    | mean | 0.600 |
+    """
+    lines = [f"| fold | test {metric} |", "|---|---|"]
+    values = []
+    for name, result in results.items():
+        value = result["test"][metric]
+        values.append(value)
+        lines.append(f"| {name} | {value:.3f} |")
+    lines.append(f"| mean | {sum(values) / len(values):.3f} |")
+    return "\n".join(lines)
+
+
+def load_recipe(argv):
+    """Parses the command line, starts DDP if asked, loads the YAML, creates the output folder.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts)``.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams, run_opts
+
+
+def finetuning_main(argv, prepare_folds):
+    """Command line of the fine-tuning recipes.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
+    prepare_folds : callable
+        ``prepare_folds(hparams) -> {fold_name: {"train": csv, "valid": csv, "test": csv}}``.
+
+    Returns
+    -------
+    dict
+        Per fold, its results.
+    """
+    hparams, run_opts = load_recipe(argv)
+    folds = prepare_folds(hparams)
+    output = Path(hparams["output_folder"])
+    results = {}
+    for name, manifests in folds.items():
+        folder = output / name if len(folds) > 1 else output
+        logger.info("Fine-tuning fold %s in %s", name, folder)
+        results[name] = run_fold(hparams, run_opts, manifests, folder)
+    metric = "mAP" if hparams["multi_label"] else "acc"
+    table = summarize_folds(results, metric)
+    print(table)
+    if sb.utils.distributed.if_main_process():
+        (output / "results.md").write_text(table + "\n", encoding="utf-8")
+    return results
