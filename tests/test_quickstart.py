@@ -34,7 +34,7 @@ def test_quickstart_reduced(tmp_path):
         "--batch_size",
         "8",
         "--finetune",
-        "{number_of_epochs: 2, batch_size: 8}",
+        "{number_of_epochs: 2, dataloader_opts: {batch_size: 8, num_workers: 0}}",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="2")
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
