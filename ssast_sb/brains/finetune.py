@@ -45,8 +45,8 @@ def classification_loss(logits, targets, loss="ce"):
     logits : torch.Tensor
         ``(B, C)``.
     targets : torch.Tensor
-        ``(B,)`` class indices or ``(B, C)`` probabilities for ``ce``; ``(B, C)`` in
-        [0, 1] for ``bce``.
+        ``(B,)`` class indices or ``(B, C)`` probabilities; for ``bce``, indices are
+        taken as one-hot targets.
     loss : str
         ``ce`` or ``bce``.
 
@@ -62,11 +62,16 @@ def classification_loss(logits, targets, loss="ce"):
     0.1269
     >>> round(classification_loss(logits, torch.tensor([[1.0, 0.0]]), "bce").item(), 2)
     0.41
+    >>> round(classification_loss(logits, torch.tensor([0]), "bce").item(), 2)
+    0.41
     """
     logits = logits.float()
     if loss == "ce":
         return F.cross_entropy(logits, targets if targets.dim() == 2 else targets.long())
     if loss == "bce":
+        if targets.dim() == 1:
+            # Single-label tasks trained with BCE on one-hot targets (the original SC-V2).
+            targets = F.one_hot(targets.long(), logits.shape[-1])
         return F.binary_cross_entropy_with_logits(logits, targets.float())
     raise ValueError(f"Unknown loss {loss!r}; use 'ce' or 'bce'")
 
