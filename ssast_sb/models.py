@@ -39,6 +39,10 @@ class SSASTPretrainModel(nn.Module):
         ``code`` (original) or ``paper`` (Eq. 1), see :func:`info_nce`.
     mpg_weight : float
         Weight of the generative loss in the joint objective.
+    single_pass : bool
+        Opt-in departure: one masked copy feeds both heads (the mpc mask is used
+        for both), halving the encoder work; the original runs two passes with
+        independent masks.
 
     Example
     -------
@@ -53,7 +57,13 @@ class SSASTPretrainModel(nn.Module):
     """
 
     def __init__(
-        self, encoder, num_masked=400, masking=None, nce_direction="code", mpg_weight=MPG_WEIGHT
+        self,
+        encoder,
+        num_masked=400,
+        masking=None,
+        nce_direction="code",
+        mpg_weight=MPG_WEIGHT,
+        single_pass=False,
     ):
         super().__init__()
         cfg = encoder.config
@@ -64,6 +74,7 @@ class SSASTPretrainModel(nn.Module):
         self.masking = masking or default_strategy(cfg.fshape, cfg.input_fdim)
         self.nce_direction = nce_direction
         self.mpg_weight = mpg_weight
+        self.single_pass = single_pass
         patch_dim = cfg.fshape * cfg.tshape
         self.mpc_head = PredictionHead(cfg.embed_dim, patch_dim)
         self.mpg_head = PredictionHead(cfg.embed_dim, patch_dim)
@@ -146,13 +157,18 @@ class SSASTPretrainModel(nn.Module):
         dict
             ``loss``, ``nce``, ``acc``, ``mse`` (and the details on request).
         """
-        batch = spectrogram.shape[0]
-        both = torch.cat((spectrogram, spectrogram))
-        masks = torch.cat((mpc_mask_index, mpg_mask_index))
-        hidden = self.encoder(both, masks, self.mask_embed)
         targets = self.targets(spectrogram)
-        mpc = self._mpc_outputs(hidden[:batch], targets, mpc_mask_index)
-        mpg = self._mpg_outputs(hidden[batch:], targets, mpg_mask_index)
+        if self.single_pass:
+            hidden = self.encoder(spectrogram, mpc_mask_index, self.mask_embed)
+            mpc = self._mpc_outputs(hidden, targets, mpc_mask_index)
+            mpg = self._mpg_outputs(hidden, targets, mpc_mask_index)
+        else:
+            batch = spectrogram.shape[0]
+            both = torch.cat((spectrogram, spectrogram))
+            masks = torch.cat((mpc_mask_index, mpg_mask_index))
+            hidden = self.encoder(both, masks, self.mask_embed)
+            mpc = self._mpc_outputs(hidden[:batch], targets, mpc_mask_index)
+            mpg = self._mpg_outputs(hidden[batch:], targets, mpg_mask_index)
         out = {
             "loss": joint_loss(mpc["nce"], mpg["mse"], self.mpg_weight),
             "nce": mpc["nce"],
