@@ -212,9 +212,13 @@ class SSASTClassifier(nn.Module):
         """Pooled clip embeddings ``(B, D)``."""
         return pool_tokens(self.encoder(spectrogram), self.pooling, self.encoder.num_class_tokens)
 
+    def classify_embedding(self, embedding):
+        """Logits from pooled embeddings (any leading shape)."""
+        return self.mlp_head(embedding)
+
     def forward(self, spectrogram):
         """Logits ``(B, num_classes)`` of ``(B, T, F)`` features."""
-        return self.mlp_head(self.embed(spectrogram))
+        return self.classify_embedding(self.embed(spectrogram))
 
     def head_parameters(self):
         """Parameters trained at the head learning rate."""
@@ -267,9 +271,13 @@ class LayerWeightedClassifier(nn.Module):
         mixed = torch.einsum("l,lbtd->btd", weights, torch.stack(layers))
         return self.projector(mixed).mean(dim=1)
 
+    def classify_embedding(self, embedding):
+        """Logits from pooled projected features (any leading shape)."""
+        return self.classifier(embedding)
+
     def forward(self, spectrogram):
         """Logits ``(B, num_classes)``."""
-        return self.classifier(self.embed(spectrogram))
+        return self.classify_embedding(self.embed(spectrogram))
 
     def head_parameters(self):
         """The layer weights, projector and classifier."""

@@ -20,7 +20,7 @@ from speechbrain.utils.train_logger import FileTrainLogger
 
 from ssast_sb.brains.common import AtomicCheckpointer
 from ssast_sb.brains.finetune import ClassifierBrain, average_epoch_states
-from ssast_sb.checkpoints import pretrain_model_from_original, save_atomic
+from ssast_sb.checkpoints import pretrain_model_from_original
 from ssast_sb.dataio import (
     fit_label_encoder,
     label_pipeline,
@@ -29,6 +29,7 @@ from ssast_sb.dataio import (
     waveform_pipeline,
 )
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+from ssast_sb.inference import export_inference_folder
 from ssast_sb.metrics import confusion_matrix, per_class_report, save_confusion_matrix_png
 from ssast_sb.models import LayerWeightedClassifier, SSASTClassifier, adapt_encoder
 
@@ -155,7 +156,9 @@ def run_fold(hparams, run_opts, manifests, folder):
     Returns
     -------
     dict
-        ``valid`` and ``test`` stats of the best (or weight-averaged) model.
+        ``valid`` and ``test`` stats of the best (or weight-averaged) model, which is
+        also written as an inference folder (``<folder>/inference``, see
+        :func:`ssast_sb.inference.export_inference_folder`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,8 +207,12 @@ def run_fold(hparams, run_opts, manifests, folder):
         results["test"] = brain.last_eval_stats
         if not hparams["multi_label"] and sb.utils.distributed.if_main_process():
             write_class_report(brain, label_encoder, folder)
+    elif not window:
+        brain.checkpointer.recover_if_possible(max_key=key)
     if sb.utils.distributed.if_main_process():
-        save_atomic(model.state_dict(), folder / "final_model.ckpt")
+        export_inference_folder(
+            model, label_encoder, hparams["frontend"], folder / "inference", hparams["multi_label"]
+        )
         (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
 

@@ -1,0 +1,244 @@
+"""Inference with trained SSAST models through SpeechBrain's ``Pretrained`` interfaces.
+
+Every fine-tuning recipe writes an *inference folder* (``hyperparams.yaml``,
+``model.ckpt``, ``label_encoder.ckpt``) that loads in two ways:
+
+* ``SSASTAudioClassifier.from_hparams(source=folder)``: ``classify_file``,
+  ``classify_batch``, ``encode_batch`` (utterance embeddings ``(B, 1, D)``) and
+  ``extract_features`` (patch/frame tokens and every layer's output);
+* ``speechbrain.inference.EncoderClassifier.from_hparams(source=folder)``: the
+  folder provides SpeechBrain's ``compute_features``, ``mean_var_norm``,
+  ``embedding_model(feats, lens) -> (B, 1, D)`` and ``classifier`` modules.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from speechbrain.inference.interfaces import Pretrained
+
+from ssast_sb.checkpoints import save_atomic
+from ssast_sb.data.manifest import atomic_open
+from ssast_sb.frontend import SSASTFbank
+from ssast_sb.models import LayerWeightedClassifier
+
+
+class FbankFeatures(SSASTFbank):
+    """The SSAST frontend as a SpeechBrain ``compute_features`` module.
+
+    Example
+    -------
+    >>> FbankFeatures(target_frames=100)(torch.randn(1, 16000)).shape
+    torch.Size([1, 100, 128])
+    """
+
+
+class PassThrough(torch.nn.Module):
+    """``mean_var_norm`` stand-in: SSAST features are already normalised.
+
+    Example
+    -------
+    >>> PassThrough()(torch.ones(2), torch.ones(1))
+    tensor([1., 1.])
+    """
+
+    def forward(self, features, lengths=None):
+        """Returns ``features`` unchanged."""
+        return features
+
+
+class EmbeddingView(torch.nn.Module):
+    """``embedding_model(feats, lens) -> (B, 1, D)`` of a trained classifier.
+
+    Arguments
+    ---------
+    model : SSASTClassifier or LayerWeightedClassifier
+        The trained model (shared with :class:`HeadView`).
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+    >>> from ssast_sb.models import SSASTClassifier
+    >>> model = SSASTClassifier(SSASTEncoder(EncoderConfig(embed_dim=8, depth=1, num_heads=2,
+    ...     input_tdim=32)), 3)
+    >>> EmbeddingView(model)(torch.randn(2, 32, 128)).shape
+    torch.Size([2, 1, 8])
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features, lengths=None):
+        """Pooled clip embeddings with a singleton time axis."""
+        return self.model.embed(features).unsqueeze(1)
+
+
+class HeadView(torch.nn.Module):
+    """``classifier(embeddings) -> (B, 1, C)`` log-probabilities of a trained classifier.
+
+    Arguments
+    ---------
+    model : SSASTClassifier or LayerWeightedClassifier
+        The trained model.
+    multi_label : bool
+        Log-sigmoid per class (multi-label) instead of log-softmax.
+    """
+
+    def __init__(self, model, multi_label=False):
+        super().__init__()
+        self.model = model
+        self.multi_label = multi_label
+
+    def forward(self, embeddings):
+        """Log-probabilities of each class."""
+        logits = self.model.classify_embedding(embeddings)
+        return logits.sigmoid().log() if self.multi_label else logits.log_softmax(dim=-1)
+
+
+class SSASTAudioClassifier(Pretrained):
+    """Loads an inference folder and classifies or embeds audio.
+
+    Example
+    -------
+    >>> # classifier = SSASTAudioClassifier.from_hparams(source="results/esc50/inference")
+    >>> # probabilities, score, index, labels = classifier.classify_file("dog.wav")
+    """
+
+    HPARAMS_NEEDED = ["label_encoder", "multi_label"]
+    MODULES_NEEDED = ["compute_features", "embedding_model", "classifier"]
+
+    def encode_batch(self, wavs, wav_lens=None):
+        """Utterance embeddings ``(B, 1, D)`` of waveforms ``(B, N)`` at 16 kHz."""
+        wavs = wavs.to(self.device).float()
+        wav_lens = torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
+        features = self.mods.compute_features(wavs, wav_lens).to(self.device)
+        return self.mods.embedding_model(features, wav_lens)
+
+    def classify_batch(self, wavs, wav_lens=None):
+        """Class probabilities, best score, best index and best label of each clip.
+
+        Returns
+        -------
+        probabilities : torch.Tensor
+            ``(B, C)``: softmax, or per-class sigmoid for multi-label models.
+        score, index : torch.Tensor
+            ``(B,)`` best probability and its class index.
+        labels : list of str
+            Best label per clip.
+        """
+        log_probs = self.mods.classifier(self.encode_batch(wavs, wav_lens)).squeeze(1)
+        probabilities = log_probs.exp()
+        score, index = probabilities.max(dim=-1)
+        return probabilities, score, index, self.hparams.label_encoder.decode_torch(index)
+
+    def classify_file(self, path, **kwargs):
+        """Classifies one audio file (any sample rate; resampled to 16 kHz)."""
+        waveform = self.load_audio(path, **kwargs)
+        return self.classify_batch(waveform.unsqueeze(0), torch.tensor([1.0]))
+
+    def extract_features(self, wavs, wav_lens=None, return_layers=False):
+        """Patch/frame-level tokens of the encoder (class tokens first).
+
+        Returns
+        -------
+        tokens : torch.Tensor
+            ``(B, 2 + N, D)`` after the final LayerNorm.
+        layers : list of torch.Tensor
+            With ``return_layers``: every block's output.
+        """
+        wavs = wavs.to(self.device).float()
+        wav_lens = torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
+        features = self.mods.compute_features(wavs, wav_lens).to(self.device)
+        encoder = self.mods.embedding_model.model.encoder
+        return encoder(features, return_layers=return_layers)
+
+
+def _yaml_value(value):
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def export_inference_folder(model, label_encoder, frontend, folder, multi_label=False):
+    """Writes ``hyperparams.yaml``, ``model.ckpt`` and ``label_encoder.ckpt`` for inference.
+
+    Arguments
+    ---------
+    model : SSASTClassifier or LayerWeightedClassifier
+        The trained model.
+    label_encoder : CategoricalEncoder
+        Its labels.
+    frontend : SSASTFbank
+        The features it was trained on.
+    folder : str
+        Output folder (created).
+    multi_label : bool
+        Whether the classes are independent (sigmoid) or exclusive (softmax).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.asdict(model.encoder.config)
+    encoder_yaml = "\n".join(f"        {k}: {_yaml_value(v)}" for k, v in config.items())
+    num_classes = len(label_encoder.lab2ind)
+    if isinstance(model, LayerWeightedClassifier):
+        model_yaml = (
+            "model: !new:ssast_sb.models.LayerWeightedClassifier\n"
+            "    encoder: !ref <encoder>\n"
+            f"    num_classes: {num_classes}\n"
+            f"    projector_dim: {model.projector.out_features}\n"
+        )
+    else:
+        model_yaml = (
+            "model: !new:ssast_sb.models.SSASTClassifier\n"
+            "    encoder: !ref <encoder>\n"
+            f"    num_classes: {num_classes}\n"
+            f"    pooling: {model.pooling}\n"
+        )
+    text = f"""# SSAST inference folder (SSASTAudioClassifier or SpeechBrain's EncoderClassifier):
+#   from ssast_sb.inference import SSASTAudioClassifier
+#   classifier = SSASTAudioClassifier.from_hparams(source="{folder}")
+sample_rate: 16000
+multi_label: {_yaml_value(multi_label)}
+
+compute_features: !new:ssast_sb.inference.FbankFeatures
+    target_frames: {frontend.target_frames}
+    mean: {frontend.mean}
+    std: {frontend.std}
+mean_var_norm: !new:ssast_sb.inference.PassThrough
+
+encoder: !new:ssast_sb.encoder.SSASTEncoder
+    config: !new:ssast_sb.encoder.EncoderConfig
+{encoder_yaml}
+{model_yaml}
+embedding_model: !new:ssast_sb.inference.EmbeddingView
+    model: !ref <model>
+classifier: !new:ssast_sb.inference.HeadView
+    model: !ref <model>
+    multi_label: !ref <multi_label>
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+    classifier: !ref <classifier>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <model>
+        label_encoder: !ref <label_encoder>
+"""
+    save_atomic(model.state_dict(), folder / "model.ckpt")
+    label_encoder.save(folder / "label_encoder.ckpt")
+    with atomic_open(folder / "hyperparams.yaml") as stream:
+        stream.write(text)
+    return folder
