@@ -1,28 +1,54 @@
-"""Times one joint MSPM pretraining step (forward + backward, no optimiser step).
+"""Times one MSPM pretraining step (forward + backward, no optimiser step).
 
-The step is the one the original trainer times in SSAST_SPEC.md section g:
-a discriminative and a generative pass with independent masks, ``nce + 10 *
-mse``, backward. Prints one line per repetition, the machine's measured
-dense-matmul rate for comparison, and as its last line a JSON object with
-``median_s``, ``min_s``, ``peak_rss_mb``, ``gflops_per_s`` and the arguments.
+Three ways to compute the step (``--mode``):
 
-Example::
+* ``faithful``: the original's joint step of SSAST_SPEC.md section g: a
+  discriminative and a generative pass with independent masks over all
+  ``N + 2`` tokens (run as one encoder call on a doubled batch), ``nce + 10 * mse``;
+* ``single_pass``: ``SSASTPretrainModel(single_pass=True)``, one mask and one
+  encoder pass feed both heads (spec f.10, a departure);
+* ``mae``: :class:`ssast_sb.mae.MAEPretrainModel`, the encoder on the visible
+  patches only and a light decoder over all positions (spec f.9, a departure).
+
+Prints one line per repetition, the achieved GFLOP/s next to the machine's
+dense-matmul rate of the same precision measured in the same run, and as its
+last line a JSON object with ``median_s``, ``min_s``, ``peak_rss_mb``,
+``gflops_per_s`` and the arguments.
+
+``--compare`` times several modes in one run. Each mode lives in its own child
+process (so that its peak memory is its own: ``ru_maxrss`` is per process),
+and the parent interleaves the repetitions: every repetition times each mode
+once, in a rotating order, so that load from other jobs hits all modes alike.
+The ratios it prints (median time of the reference mode / median time of each
+mode; peak memory of each mode / the reference's) therefore come from one run.
+
+Examples::
 
     python benchmarks/bench_pretrain_step.py --size tiny --shape patch --tdim 1024 \
         --batch 2 --threads 2 --reps 7 --mode faithful --precision fp32
+    python benchmarks/bench_pretrain_step.py --compare --size tiny --tdim 1024 --batch 2 --reps 5
 """
 
 import argparse
 import contextlib
 import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+from ssast_sb.mae import MAEPretrainModel
 from ssast_sb.models import SSASTPretrainModel
+
+MODES = ("faithful", "single_pass", "mae")
+
+#: Prefix of the lines a worker process sends back to the parent.
+REPLY = "@@ "
 
 
 def parse_args(argv=None):
@@ -40,20 +66,75 @@ def parse_args(argv=None):
         default=None,
         help="masked patches (default: 400 of 512, scaled to the grid)",
     )
-    parser.add_argument("--mode", default="faithful", choices=["faithful"])
+    parser.add_argument("--mode", default="faithful", choices=MODES)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--device", default="cpu")
-    return parser.parse_args(argv)
+    parser.add_argument("--decoder-dim", type=int, default=None, help="mae: decoder width")
+    parser.add_argument("--decoder-depth", type=int, default=2, help="mae: decoder blocks")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="time every mode of --modes in one run, interleaved, and print their ratios",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated modes for --compare; the first is the reference",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = sorted(set(args.modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown modes {unknown}; choose from {list(MODES)}")
+    return args
 
 
-def step_flops(config, batch, num_passes=2):
-    """Approximate FLOPs of forward + backward (3x the forward matmul FLOPs)."""
-    tokens = config.num_patches + 2
-    width = config.embed_dim
-    per_token_macs = 12 * width * width + 2 * tokens * width  # qkv+proj+mlp, scores+mix
-    encoder = config.depth * tokens * per_token_macs
-    embed = config.num_patches * width * config.fshape * config.tshape
-    return 3 * 2 * (encoder + embed) * batch * num_passes
+def default_num_masked(config):
+    """400 of 512 patches (the paper's setting), scaled to the grid."""
+    return max(1, round(400 * config.num_patches / 512))
+
+
+def encoder_flops(tokens, width, depth, mlp_ratio=4.0):
+    """Forward FLOPs of ``depth`` transformer blocks over ``tokens`` tokens (2 per MAC)."""
+    per_token_macs = (4 + 2 * mlp_ratio) * width * width + 2 * tokens * width  # linears, attention
+    return 2 * depth * tokens * per_token_macs
+
+
+def step_flops(config, batch, mode="faithful", num_masked=None, decoder_dim=None, decoder_depth=2):
+    """Approximate FLOPs of one step, forward + backward (3x the forward matmul FLOPs).
+
+    ``faithful`` counts two encoder passes over ``N + 2`` tokens, ``single_pass``
+    one, ``mae`` one over the ``2 + N - M`` visible tokens plus the decoder
+    over all ``N + 2`` positions. Each counts the two prediction heads on the
+    M masked patches.
+    """
+    num_masked = num_masked or default_num_masked(config)
+    patches, width = config.num_patches, config.embed_dim
+    patch_dim = config.fshape * config.tshape
+    embed = 2 * patches * width * patch_dim
+
+    def heads(head_width):
+        return 2 * 2 * num_masked * (head_width * head_width + head_width * patch_dim)
+
+    full = encoder_flops(patches + 2, width, config.depth, config.mlp_ratio)
+    if mode == "faithful":
+        forward = 2 * (embed + full) + heads(width)
+    elif mode == "single_pass":
+        forward = embed + full + heads(width)
+    elif mode == "mae":
+        visible = patches + 2 - num_masked
+        decoder_dim = decoder_dim or width
+        forward = (
+            embed
+            + encoder_flops(visible, width, config.depth, config.mlp_ratio)
+            + 2 * visible * width * decoder_dim
+            + encoder_flops(patches + 2, decoder_dim, decoder_depth)
+            + heads(decoder_dim)
+        )
+    else:
+        raise ValueError(f"Unknown mode {mode!r}; choose from {MODES}")
+    return 3 * forward * batch
 
 
 def matmul_peak_gflops(width, rows, dtype, device, reps=5):
@@ -64,73 +145,279 @@ def matmul_peak_gflops(width, rows, dtype, device, reps=5):
         a @ b
     best = float("inf")
     for _ in range(reps):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * rows * width * 4 * width / best / 1e9
 
 
-def _sync(device):
+def sync(device):
+    """Waits for queued GPU work, so that wall-clock times cover it."""
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
-    num_masked = args.num_masked or max(1, round(400 * config.num_patches / 512))
-    model = SSASTPretrainModel(SSASTEncoder(config), num_masked=num_masked).to(args.device)
-    spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
-    generator = torch.Generator(device=args.device).manual_seed(0)
-    device_type = torch.device(args.device).type
-    autocast = (
-        torch.autocast(device_type, dtype=torch.bfloat16)
-        if args.precision == "bf16"
-        else contextlib.nullcontext()
-    )
+def autocast_context(precision, device):
+    """``torch.autocast`` to bfloat16 for ``bf16``, nothing for ``fp32``."""
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
-    def one_step():
-        masks = model.draw_masks(args.batch, generator, args.device)
-        with autocast:
-            loss = model(spectrogram, *masks)["loss"]
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        _sync(args.device)
 
-    for _ in range(args.warmup):
-        one_step()
-    times = []
-    for rep in range(args.reps):
+def peak_rss_mb():
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    """Resident memory of this process now (the peak so far where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as stream:
+            pages = int(stream.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+class MemoryWatch:
+    """Peak memory a workload adds on top of what was resident when it was created.
+
+    On CUDA it reads the allocator's peak; on CPU the process's peak RSS
+    (``ru_maxrss``), which only tells one workload apart if it runs alone in
+    its process.
+    """
+
+    def __init__(self, device):
+        self.cuda = str(device).startswith("cuda")
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+            self.baseline_mb = torch.cuda.memory_allocated(device) / 2**20
+        else:
+            self.baseline_mb = current_rss_mb()
+        self.device = device
+
+    def report(self):
+        """``peak_rss_mb``, and ``step_peak_mb``: the peak above the baseline."""
+        if self.cuda:
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return {"peak_rss_mb": round(peak_rss_mb(), 1), "step_peak_mb": round(peak, 1)}
+        peak = peak_rss_mb()
+        return {"peak_rss_mb": round(peak, 1), "step_peak_mb": round(peak - self.baseline_mb, 1)}
+
+
+def build_model(mode, config, num_masked, decoder_dim=None, decoder_depth=2):
+    """The pretraining model of a mode."""
+    encoder = SSASTEncoder(config)
+    if mode == "mae":
+        return MAEPretrainModel(
+            encoder, num_masked=num_masked, decoder_dim=decoder_dim, decoder_depth=decoder_depth
+        )
+    return SSASTPretrainModel(encoder, num_masked=num_masked, single_pass=mode == "single_pass")
+
+
+class StepRunner:
+    """One model and its inputs; :meth:`step` times one forward + backward."""
+
+    def __init__(self, args, mode):
+        torch.manual_seed(0)
+        self.device = args.device
+        self.batch = args.batch
+        self.config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+        self.num_masked = args.num_masked or default_num_masked(self.config)
+        self.model = build_model(
+            mode, self.config, self.num_masked, args.decoder_dim, args.decoder_depth
+        ).to(args.device)
+        self.spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
+        self.generator = torch.Generator(device=args.device).manual_seed(0)
+        self.precision = args.precision
+        self.flops = step_flops(
+            self.config, args.batch, mode, self.num_masked, args.decoder_dim, args.decoder_depth
+        )
+        self.memory = MemoryWatch(args.device)
+
+    def step(self):
+        """Seconds for drawing masks, forward and backward."""
+        sync(self.device)
         start = time.perf_counter()
-        one_step()
-        times.append(time.perf_counter() - start)
-        print(f"rep {rep}: {times[-1]:.3f} s", flush=True)
+        masks = self.model.draw_masks(self.batch, self.generator, self.device)
+        with autocast_context(self.precision, self.device):
+            loss = self.model(self.spectrogram, *masks)["loss"]
+        loss.backward()
+        self.model.zero_grad(set_to_none=True)
+        sync(self.device)
+        return time.perf_counter() - start
 
-    flops = step_flops(config, args.batch)
+
+def _reply(payload):
+    print(REPLY + json.dumps(payload), flush=True)
+
+
+def run_worker(args):
+    """Child of ``--compare``: builds one mode and times a step per ``step`` line on stdin."""
+    torch.set_num_threads(args.threads)
+    runner = StepRunner(args, args.mode)
+    _reply({"ready": args.mode, "flops": runner.flops, "num_masked": runner.num_masked})
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "step":
+            _reply({"seconds": runner.step()})
+        elif command == "done":
+            _reply(runner.memory.report())
+            return
+
+
+class Worker:
+    """The parent's handle on one ``--worker`` child process."""
+
+    def __init__(self, args, mode):
+        self.mode = mode
+        command = [sys.executable, os.path.abspath(__file__), "--worker", "--mode", mode]
+        for name in ("size", "shape", "tdim", "batch", "threads", "precision", "device"):
+            command += [f"--{name}", str(getattr(args, name))]
+        for name in ("num_masked", "decoder_dim"):
+            if getattr(args, name) is not None:
+                command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        command += ["--decoder-depth", str(args.decoder_depth)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.info = self.receive()
+
+    def receive(self):
+        """The next reply, skipping anything else the child printed."""
+        for line in self.process.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY) :])
+        raise RuntimeError(f"worker {self.mode!r} exited with {self.process.wait()}")
+
+    def ask(self, command):
+        """Sends one command and returns its reply."""
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def close(self):
+        """Memory report of the child, which then exits."""
+        report = self.ask("done")
+        self.process.stdin.close()
+        self.process.wait()
+        return report
+
+
+def summarize(times, flops):
+    """Median, min and achieved GFLOP/s of a list of step times."""
     median = statistics.median(times)
-    peak_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    peak = matmul_peak_gflops(
-        config.embed_dim, 2 * args.batch * (config.num_patches + 2), peak_dtype, args.device
-    )
-    achieved = flops / median / 1e9
-    print(
-        f"achieved {achieved:.1f} GFLOP/s; measured {args.precision} matmul peak "
-        f"{peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}"
-    )
-    result = {
-        **vars(args),
+    return {
         "median_s": round(median, 4),
         "min_s": round(min(times), 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "gflops_per_s": round(achieved, 1),
+        "gflops_per_s": round(flops / median / 1e9, 1),
+    }
+
+
+def measured_peak(args, config):
+    """Dense matmul rate at the benchmark's precision, measured now."""
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    rows = 2 * args.batch * (config.num_patches + 2)
+    return matmul_peak_gflops(config.embed_dim, rows, dtype, args.device)
+
+
+def run_single(args):
+    """Times ``--mode`` in this process."""
+    runner = StepRunner(args, args.mode)
+    for _ in range(args.warmup):
+        runner.step()
+    times = []
+    for rep in range(args.reps):
+        times.append(runner.step())
+        print(f"rep {rep}: {times[-1]:.3f} s", flush=True)
+    summary = summarize(times, runner.flops)
+    peak = measured_peak(args, runner.config)
+    achieved = summary["gflops_per_s"]
+    print(
+        f"{args.mode}: achieved {achieved:.1f} GFLOP/s; measured {args.precision} matmul peak "
+        f"{peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}"
+    )
+    return {
+        **vars(args),
+        **summary,
+        **runner.memory.report(),
         "matmul_peak_gflops_per_s": round(peak, 1),
-        "num_masked": num_masked,
+        "num_masked": runner.num_masked,
         "torch": torch.__version__,
     }
+
+
+def run_compare(args):
+    """Times every mode of ``--modes`` in one run, interleaved, and their ratios."""
+    modes = args.modes
+    workers = {mode: Worker(args, mode) for mode in modes}
+    times = {mode: [] for mode in modes}
+    try:
+        for rep in range(args.warmup + args.reps):
+            # Rotate the order so that no mode always runs first (or right after another).
+            order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
+            seconds = {mode: workers[mode].ask("step")["seconds"] for mode in order}
+            if rep < args.warmup:
+                continue
+            for mode in modes:
+                times[mode].append(seconds[mode])
+            line = " | ".join(f"{mode} {seconds[mode]:.3f} s" for mode in modes)
+            print(f"rep {rep - args.warmup}: {line}", flush=True)
+        memory = {mode: workers[mode].close() for mode in modes}
+    finally:
+        for worker in workers.values():
+            if worker.process.poll() is None:
+                worker.process.kill()
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    peak = measured_peak(args, config)
+    results = {}
+    for mode in modes:
+        results[mode] = {**summarize(times[mode], workers[mode].info["flops"]), **memory[mode]}
+        achieved = results[mode]["gflops_per_s"]
+        print(
+            f"{mode}: median {results[mode]['median_s']:.3f} s (min {results[mode]['min_s']:.3f}); "
+            f"achieved {achieved:.1f} GFLOP/s; measured {args.precision} matmul peak "
+            f"{peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}; peak RSS "
+            f"{results[mode]['peak_rss_mb']:.0f} MB (step +{results[mode]['step_peak_mb']:.0f} MB)"
+        )
+    reference = results[modes[0]]
+    speedup = {mode: round(reference["median_s"] / results[mode]["median_s"], 3) for mode in modes}
+    memory_ratio = {
+        mode: round(results[mode]["step_peak_mb"] / max(reference["step_peak_mb"], 1e-9), 3)
+        for mode in modes
+    }
+    rss_ratio = {
+        mode: round(results[mode]["peak_rss_mb"] / reference["peak_rss_mb"], 3) for mode in modes
+    }
+    for mode in modes[1:]:
+        print(
+            f"{modes[0]} / {mode}: median time ratio {speedup[mode]:.2f}x; step memory "
+            f"{mode} / {modes[0]} {memory_ratio[mode]:.2f}, peak RSS {rss_ratio[mode]:.2f}"
+        )
+    return {
+        **vars(args),
+        **{key: reference[key] for key in ("median_s", "min_s", "peak_rss_mb", "gflops_per_s")},
+        "reference_mode": modes[0],
+        "matmul_peak_gflops_per_s": round(peak, 1),
+        "num_masked": workers[modes[0]].info["num_masked"],
+        "interleaved": True,
+        "results": results,
+        "speedup": speedup,
+        "step_memory_ratio": memory_ratio,
+        "peak_rss_ratio": rss_ratio,
+        "torch": torch.__version__,
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        run_worker(args)
+        return None
+    torch.set_num_threads(args.threads)
+    result = run_compare(args) if args.compare else run_single(args)
     print(json.dumps(result))
     return result
 

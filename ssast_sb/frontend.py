@@ -201,6 +201,10 @@ class SSASTFbank(torch.nn.Module):
         """Unnormalised fbank of one 16 kHz clip, padded or cut (original order)."""
         min_samples = 400  # one 25 ms window
         if waveform.numel() < min_samples:
+            logger.warning(
+                "Clip of %d samples is shorter than one 25 ms window; zero-padded",
+                waveform.numel(),
+            )
             waveform = torch.nn.functional.pad(waveform, (0, min_samples - waveform.numel()))
         features = kaldi_fbank(waveform, SAMPLE_RATE, self.num_mel_bins)
         return pad_or_cut(features, self.target_frames)

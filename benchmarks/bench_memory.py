@@ -1,0 +1,72 @@
+"""Resident memory over a long CPU pretraining loop: it must stay flat.
+
+Runs ``--steps`` joint MSPM steps (masks drawn per step, Adam update) of a tiny
+model and samples the process's resident set size (RSS, from /proc) every
+``--every`` steps. Prints the samples and, as its last line, a JSON object with
+the RSS after warm-up, at the end, and the growth per 100 steps.
+
+    python benchmarks/bench_memory.py --steps 300 --size tiny --tdim 256 --batch 4
+"""
+
+import argparse
+import json
+import os
+
+import torch
+
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+from ssast_sb.models import SSASTPretrainModel
+
+
+def rss_mb():
+    """Current resident set size of this process in MiB."""
+    with open(f"/proc/{os.getpid()}/statm", encoding="utf-8") as stream:
+        pages = int(stream.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--every", type=int, default=25)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--size", default="tiny")
+    parser.add_argument("--shape", default="patch")
+    parser.add_argument("--tdim", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    num_masked = max(1, round(400 * config.num_patches / 512))
+    model = SSASTPretrainModel(SSASTEncoder(config), num_masked=num_masked)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(0)
+    samples = {}
+    for step in range(1, args.steps + 1):
+        spectrogram = torch.randn(args.batch, args.tdim, 128, generator=generator)
+        loss = model(spectrogram, *model.draw_masks(args.batch, generator))["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % args.every == 0:
+            samples[step] = rss_mb()
+            print(f"step {step}: rss {samples[step]:.1f} MiB loss {loss.item():.3f}", flush=True)
+    after_warmup = min(samples.items(), key=lambda item: abs(item[0] - args.warmup))
+    end_step, end_rss = max(samples.items())
+    growth = (end_rss - after_warmup[1]) / max(end_step - after_warmup[0], 1) * 100
+    print(
+        json.dumps(
+            {
+                **vars(args),
+                "rss_after_warmup_mb": round(after_warmup[1], 1),
+                "rss_end_mb": round(end_rss, 1),
+                "growth_mb_per_100_steps": round(growth, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Speech Commands fine-tuning: the 35-word V2 task (KS2) or SUPERB keyword spotting (KS1).
+
+    python recipes/speech_commands/train.py hparams/speech_commands_v2.yaml \
+        --data_folder /data/speech_commands --pretrained_path SSAST-Base-Frame-400.pth
+    python recipes/speech_commands/train.py hparams/speech_commands_v1_ks.yaml \
+        --data_folder /data/speech_commands --pretrained_path SSAST-Base-Frame-400.pth
+
+The official validation and testing lists give the splits (SSAST_SPEC.md d.2, d.3); the
+corpus is downloaded into ``data_folder`` when it is absent and ``download`` is True.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import sys
+from pathlib import Path
+
+from speechbrain.utils.distributed import run_on_main
+
+from ssast_sb.brains.finetune_runner import finetuning_main
+from ssast_sb.data.speech_commands import (
+    RELEASE_FOLDERS,
+    download_speech_commands,
+    prepare_speech_commands,
+)
+
+
+def prepare_folds(hparams):
+    """Prepares Speech Commands (downloading it if allowed) and returns its one fold.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``data_folder``, ``download``, ``version``, ``task``, ``manifest_folder``,
+        ``skip_prep`` and ``on_bad_audio``.
+
+    Returns
+    -------
+    dict
+        ``{task: {"train", "valid", "test"}}``: the official splits.
+    """
+    data_folder, version, task = Path(hparams["data_folder"]), hparams["version"], hparams["task"]
+    release_found = any(
+        (folder / "validation_list.txt").is_file()
+        for folder in (data_folder, data_folder / RELEASE_FOLDERS[version])
+    )
+    if hparams["download"] and not release_found and not hparams["skip_prep"]:
+        run_on_main(download_speech_commands, args=[data_folder], kwargs={"version": version})
+    manifest_folder = Path(hparams["manifest_folder"])
+    run_on_main(
+        prepare_speech_commands,
+        kwargs={
+            "data_folder": data_folder,
+            "save_folder": manifest_folder,
+            "version": version,
+            "task": task,
+            "skip_prep": hparams["skip_prep"],
+            "on_bad_audio": hparams["on_bad_audio"],
+        },
+    )
+    splits = ("train", "valid", "test")
+    return {
+        task: {split: str(manifest_folder / f"speech_commands_{task}_{split}.csv") for split in splits}
+    }
+
+
+if __name__ == "__main__":
+    finetuning_main(sys.argv[1:], prepare_folds)
