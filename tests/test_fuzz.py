@@ -1,4 +1,4 @@
-"""Property-based checks: any audio either gives valid features and encodings or a documented error."""
+"""Property-based checks: any audio gives valid features and encodings, or a documented error."""
 
 import numpy as np
 import pytest
