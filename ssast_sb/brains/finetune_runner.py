@@ -127,7 +127,12 @@ def build_datasets(hparams, manifests, folder):
         for split, path in manifests.items()
         if path is not None
     }
-    encoder = fit_label_encoder(datasets["train"], folder / "label_encoder.txt", separator)
+    path = folder / "label_encoder.txt"
+    # Fitted and saved by the main process; every process then reads the same file.
+    sb.utils.distributed.run_on_main(
+        fit_label_encoder, args=[datasets["train"], path], kwargs={"separator": separator}
+    )
+    encoder = fit_label_encoder(datasets["train"], path, separator)
     targets = (
         multi_hot_pipeline(encoder, separator) if separator else label_pipeline(encoder)
     )

@@ -31,6 +31,7 @@ from ssast_sb.checkpoints import export_original, save_atomic, save_speechbrain_
 from ssast_sb.data.pretraining import prepare_pretraining_data
 from ssast_sb.dataio import fbank_pipeline, manifest_dataset
 from ssast_sb.masking import draw_mask
+from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.sampler import IntervalSampler
 from ssast_sb.schedules import current_lr, set_lr, staircase_warmup_lr
 
@@ -198,8 +199,13 @@ def export_pretrained(brain, hparams):
     if sb.utils.distributed.if_main_process():
         brain.checkpointer.recover_if_possible(max_key="acc")
         save_speechbrain_checkpoint(brain.model, paths["ckpt"])
-        save_atomic(export_original(brain.model), paths["pth"])
+        exportable = brain.model
+        if not isinstance(exportable, SSASTPretrainModel):
+            # An MAE-style model has no original layout: its encoder is what fine-tuning uses.
+            exportable = SSASTPretrainModel(brain.model.encoder)
+        save_atomic(export_original(exportable), paths["pth"])
         logger.info("Pretrained SSAST written to %s", folder)
+    sb.utils.distributed.ddp_barrier()
     return {name: str(path) for name, path in paths.items()}
 
 

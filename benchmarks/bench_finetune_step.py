@@ -1,0 +1,129 @@
+"""Times one fine-tuning step of SSASTClassifier (forward + backward, no optimiser step).
+
+The classifier is the encoder at a fine-tuning grid (overlapping patches,
+e.g. stride 10 for 16x16 patches: 1214 tokens at 1024 frames), mean pooling
+and the ``LayerNorm -> Linear`` head (SSAST_SPEC.md b.5), trained with a
+binary cross-entropy on random multi-hot labels (AudioSet's loss). Prints one
+line per repetition, the achieved GFLOP/s next to the machine's dense-matmul
+rate of the same precision measured in the same run, and as its last line a
+JSON object with ``median_s``, ``min_s``, ``peak_rss_mb``, ``gflops_per_s`` and
+the arguments.
+
+Example::
+
+    python benchmarks/bench_finetune_step.py --size tiny --shape patch --tdim 1024 \
+        --fstride 10 --tstride 10 --batch 2 --threads 2 --reps 7 --precision fp32
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from bench_pretrain_step import (
+    MemoryWatch,
+    autocast_context,
+    encoder_flops,
+    matmul_peak_gflops,
+    sync,
+)
+
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+from ssast_sb.models import SSASTClassifier
+
+#: Fine-tuning strides of the original recipes (spec b.2) when none is given.
+DEFAULT_STRIDES = {"patch": (10, 10), "frame": (128, 1)}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
+    parser.add_argument("--tdim", type=int, default=1024, help="input frames")
+    parser.add_argument("--fstride", type=int, default=None, help="default: 10 patch, 128 frame")
+    parser.add_argument("--tstride", type=int, default=None, help="default: 10 patch, 1 frame")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--classes", type=int, default=527, help="label count (AudioSet: 527)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    default_f, default_t = DEFAULT_STRIDES[args.shape]
+    args.fstride = args.fstride or default_f
+    args.tstride = args.tstride or default_t
+    return args
+
+
+def finetune_config(args):
+    """The encoder config of the fine-tuning grid."""
+    return EncoderConfig.from_names(
+        args.size, args.shape, input_tdim=args.tdim, fstride=args.fstride, tstride=args.tstride
+    )
+
+
+def classifier_forward_flops(config, batch, num_classes):
+    """Forward FLOPs of the classifier: patch embedding, blocks, head."""
+    embed = 2 * config.num_patches * config.embed_dim * config.fshape * config.tshape
+    blocks = encoder_flops(config.num_patches + 2, config.embed_dim, config.depth, config.mlp_ratio)
+    head = 2 * config.embed_dim * num_classes
+    return (embed + blocks + head) * batch
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = finetune_config(args)
+    model = SSASTClassifier(SSASTEncoder(config), args.classes).to(args.device)
+    spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
+    labels = (torch.rand(args.batch, args.classes, device=args.device) < 0.02).float()
+    memory = MemoryWatch(args.device)
+
+    def one_step():
+        sync(args.device)
+        start = time.perf_counter()
+        with autocast_context(args.precision, args.device):
+            logits = model(spectrogram)
+        F.binary_cross_entropy_with_logits(logits.float(), labels).backward()
+        model.zero_grad(set_to_none=True)
+        sync(args.device)
+        return time.perf_counter() - start
+
+    for _ in range(args.warmup):
+        one_step()
+    times = []
+    for rep in range(args.reps):
+        times.append(one_step())
+        print(f"rep {rep}: {times[-1]:.3f} s", flush=True)
+
+    flops = 3 * classifier_forward_flops(config, args.batch, args.classes)
+    median = statistics.median(times)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    peak = matmul_peak_gflops(
+        config.embed_dim, args.batch * (config.num_patches + 2), dtype, args.device
+    )
+    achieved = flops / median / 1e9
+    print(
+        f"{config.num_patches + 2} tokens: achieved {achieved:.1f} GFLOP/s; measured "
+        f"{args.precision} matmul peak {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}"
+    )
+    result = {
+        **vars(args),
+        "median_s": round(median, 4),
+        "min_s": round(min(times), 4),
+        **memory.report(),
+        "gflops_per_s": round(achieved, 1),
+        "matmul_peak_gflops_per_s": round(peak, 1),
+        "tokens": config.num_patches + 2,
+        "torch": torch.__version__,
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Smoke tests of the benchmark scripts: they run at tiny sizes and end with a JSON line.
+
+These check the scripts and their output format, not timings.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssast_sb.encoder import EncoderConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+TINY = ["--size", "tiny", "--tdim", "64", "--batch", "1", "--threads", "1"]
+COMMON_KEYS = {"median_s", "min_s", "peak_rss_mb", "gflops_per_s", "size", "batch", "threads"}
+
+
+def _run(script, *arguments):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def _check_timing(entry):
+    assert entry["min_s"] <= entry["median_s"]
+    assert entry["min_s"] > 0 and entry["gflops_per_s"] > 0
+
+
+@pytest.mark.parametrize("mode", ["faithful", "single_pass", "mae"])
+def test_pretrain_step_modes(mode):
+    lines, result = _run(
+        "bench_pretrain_step.py", *TINY, "--reps", "2", "--warmup", "0", "--mode", mode
+    )
+    assert COMMON_KEYS | {"mode", "precision", "matmul_peak_gflops_per_s"} <= set(result)
+    assert result["mode"] == mode and result["num_masked"] == 25  # 400/512 of 32 patches
+    _check_timing(result)
+    assert sum(line.startswith("rep ") for line in lines) == 2
+    assert any("GFLOP/s" in line and "matmul" in line for line in lines)
+
+
+def test_pretrain_step_bf16():
+    _, result = _run(
+        "bench_pretrain_step.py", *TINY, "--reps", "1", "--warmup", "0", "--precision", "bf16"
+    )
+    assert result["precision"] == "bf16"
+    _check_timing(result)
+
+
+def test_pretrain_step_compare_interleaves_modes_in_one_run():
+    lines, result = _run(
+        "bench_pretrain_step.py", *TINY, "--reps", "2", "--warmup", "1", "--compare"
+    )
+    modes = ["faithful", "single_pass", "mae"]
+    assert result["reference_mode"] == "faithful" and result["interleaved"]
+    assert set(result["results"]) == set(result["speedup"]) == set(modes)
+    assert set(result["step_memory_ratio"]) == set(result["peak_rss_ratio"]) == set(modes)
+    assert result["speedup"]["faithful"] == 1.0
+    for mode in modes:
+        entry = result["results"][mode]
+        assert {"median_s", "min_s", "peak_rss_mb", "step_peak_mb", "gflops_per_s"} <= set(entry)
+        _check_timing(entry)
+    assert result["median_s"] == result["results"]["faithful"]["median_s"]
+    reps = [line for line in lines if line.startswith("rep ")]
+    assert len(reps) == 2 and all(all(mode in line for mode in modes) for line in reps)
+
+
+def test_step_flops_rank_the_modes():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from bench_pretrain_step import step_flops
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    config = EncoderConfig.from_names("base", "patch")
+    faithful, single, mae = (
+        step_flops(config, 2, mode) for mode in ("faithful", "single_pass", "mae")
+    )
+    assert faithful == pytest.approx(2 * single, rel=0.01)
+    assert mae < 0.5 * single
+
+
+def test_finetune_step():
+    lines, result = _run(
+        "bench_finetune_step.py", *TINY, "--reps", "2", "--warmup", "0", "--classes", "5"
+    )
+    assert COMMON_KEYS | {"fstride", "tstride", "precision", "tokens"} <= set(result)
+    assert (result["fstride"], result["tstride"]) == (10, 10)
+    assert result["tokens"] == 2 + 12 * 5  # (128-16)//10+1 by (64-16)//10+1
+    _check_timing(result)
+    assert sum(line.startswith("rep ") for line in lines) == 2
+
+
+def test_inference_fp32_and_bf16_in_one_run():
+    lines, result = _run("bench_inference.py", *TINY, "--reps", "2", "--warmup", "0")
+    assert {"fp32", "bf16", "bf16_speedup", "peak_rss_mb", "tokens"} <= set(result)
+    for precision in ("fp32", "bf16"):
+        entry = result[precision]
+        assert {"median_s", "min_s", "clips_per_s", "gflops_per_s"} <= set(entry)
+        _check_timing(entry)
+        assert entry["clips_per_s"] == pytest.approx(1 / entry["median_s"], rel=0.01)
+    assert result["bf16_speedup"] == pytest.approx(
+        result["fp32"]["median_s"] / result["bf16"]["median_s"], rel=0.01
+    )
+    assert sum(line.startswith("rep ") for line in lines) == 2
