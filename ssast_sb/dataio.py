@@ -8,24 +8,71 @@ Authors
  * ssast-sb contributors
 """
 
+import logging
 import random
 
 import speechbrain as sb
 import torch
+from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
-from ssast_sb.data.audio import load_audio
+from ssast_sb.data.audio import AudioError, load_audio
 from ssast_sb.frontend import SAMPLE_RATE
 
+logger = logging.getLogger(__name__)
 
-def fbank_pipeline(frontend):
+
+class SkippingPaddedBatch(PaddedBatch):
+    """``PaddedBatch`` that drops the items whose audio was skipped (a None value).
+
+    Arguments
+    ---------
+    examples : list of dict
+        Items of the batch.
+    *args, **kwargs
+        Passed to ``PaddedBatch``.
+
+    Example
+    -------
+    >>> batch = SkippingPaddedBatch([{"id": "a", "sig": torch.ones(3)}, {"id": "b", "sig": None}])
+    >>> batch.id, batch.sig.data.shape
+    (['a'], torch.Size([1, 3]))
+    """
+
+    def __init__(self, examples, *args, **kwargs):
+        kept = [item for item in examples if all(value is not None for value in item.values())]
+        if len(kept) < len(examples):
+            logger.warning("Dropped %d unusable clip(s) from a batch", len(examples) - len(kept))
+        if not kept:
+            raise AudioError(
+                "Every clip of a batch was unusable: "
+                + ", ".join(str(e.get("id")) for e in examples)
+            )
+        super().__init__(kept, *args, **kwargs)
+
+
+def _read_or_skip(wav, sample_rate, on_bad_audio):
+    """Reads a file; under ``skip`` an unusable file gives None (dropped by the collate)."""
+    try:
+        return load_audio(wav, sample_rate)
+    except AudioError as error:
+        if on_bad_audio != "skip":
+            raise
+        logger.warning("Skipping unusable audio: %s", error)
+        return None
+
+
+def fbank_pipeline(frontend, on_bad_audio="error"):
     """A dynamic item that turns the ``wav`` column into normalised ``fbank`` features.
 
     Arguments
     ---------
     frontend : ssast_sb.frontend.SSASTFbank
         Target length and statistics.
+    on_bad_audio : str
+        ``error``: an unreadable, empty or non-finite file raises an error naming it;
+        ``skip``: it gives None, dropped from its batch by :class:`SkippingPaddedBatch`.
 
     Returns
     -------
@@ -45,7 +92,9 @@ def fbank_pipeline(frontend):
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("fbank")
     def wav_to_fbank(wav):
-        waveform = load_audio(wav, SAMPLE_RATE)
+        waveform = _read_or_skip(wav, SAMPLE_RATE, on_bad_audio)
+        if waveform is None:
+            return None
         return frontend.normalize(frontend.raw_features(waveform))
 
     return wav_to_fbank
@@ -135,7 +184,7 @@ def fit_label_encoder(dataset, path=None, separator=None):
     return encoder
 
 
-def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE):
+def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE, on_bad_audio="error"):
     """A dynamic item that reads the ``wav`` column as a 16 kHz mono ``sig``.
 
     Arguments
@@ -145,6 +194,8 @@ def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE):
         speaker-identification recipe uses 8 s). None keeps the whole clip.
     sample_rate : int
         Output sample rate.
+    on_bad_audio : str
+        ``error`` or ``skip`` (see :func:`fbank_pipeline`).
 
     Returns
     -------
@@ -163,7 +214,9 @@ def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE):
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def read(wav):
-        signal = load_audio(wav, sample_rate)
+        signal = _read_or_skip(wav, sample_rate, on_bad_audio)
+        if signal is None:
+            return None
         if max_crop_s is not None and signal.numel() > max_crop_s * sample_rate:
             length = int(max_crop_s * sample_rate)
             start = random.randint(0, signal.numel() - length)

@@ -22,6 +22,7 @@ from ssast_sb.brains.common import AtomicCheckpointer
 from ssast_sb.brains.finetune import ClassifierBrain, average_epoch_states
 from ssast_sb.checkpoints import pretrain_model_from_original
 from ssast_sb.dataio import (
+    SkippingPaddedBatch,
     fit_label_encoder,
     label_pipeline,
     manifest_dataset,
@@ -110,7 +111,8 @@ def build_datasets(hparams, manifests, folder):
     Arguments
     ---------
     hparams : dict
-        ``multi_label``, ``label_separator`` and ``max_train_crop_s``.
+        ``multi_label``, ``label_separator``, ``max_train_crop_s`` and optionally
+        ``on_bad_audio`` (``error``, the default, or ``skip``).
     manifests : dict
         ``train``, ``valid`` and optionally ``test`` CSVs with a ``label`` column.
     folder : pathlib.Path
@@ -122,6 +124,7 @@ def build_datasets(hparams, manifests, folder):
     label_encoder : CategoricalEncoder
     """
     separator = hparams["label_separator"] if hparams["multi_label"] else None
+    on_bad_audio = hparams.get("on_bad_audio", "error")
     datasets = {
         split: manifest_dataset(path, [], ["id"])
         for split, path in manifests.items()
@@ -133,12 +136,10 @@ def build_datasets(hparams, manifests, folder):
         fit_label_encoder, args=[datasets["train"], path], kwargs={"separator": separator}
     )
     encoder = fit_label_encoder(datasets["train"], path, separator)
-    targets = (
-        multi_hot_pipeline(encoder, separator) if separator else label_pipeline(encoder)
-    )
+    targets = multi_hot_pipeline(encoder, separator) if separator else label_pipeline(encoder)
     for split, dataset in datasets.items():
         crop = hparams["max_train_crop_s"] if split == "train" else None
-        dataset.add_dynamic_item(waveform_pipeline(crop))
+        dataset.add_dynamic_item(waveform_pipeline(crop, on_bad_audio=on_bad_audio))
         dataset.add_dynamic_item(targets)
         dataset.set_output_keys(["id", "sig", "target"])
     return datasets, encoder
@@ -187,7 +188,7 @@ def run_fold(hparams, run_opts, manifests, folder):
         run_opts=run_opts,
         checkpointer=AtomicCheckpointer(folder / "save", {"model": model, "counter": counter}),
     )
-    loader = dict(hparams["dataloader_opts"])
+    loader = dict(hparams["dataloader_opts"], collate_fn=SkippingPaddedBatch)
     brain.fit(
         counter,
         datasets["train"],

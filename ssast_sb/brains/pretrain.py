@@ -29,7 +29,7 @@ from hyperpyyaml import load_hyperpyyaml
 from ssast_sb.brains.common import RunningMeans, SeededGenerator, process_rank
 from ssast_sb.checkpoints import export_original, save_atomic, save_speechbrain_checkpoint
 from ssast_sb.data.pretraining import prepare_pretraining_data
-from ssast_sb.dataio import fbank_pipeline, manifest_dataset
+from ssast_sb.dataio import SkippingPaddedBatch, fbank_pipeline, manifest_dataset
 from ssast_sb.masking import draw_mask
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.sampler import IntervalSampler
@@ -163,10 +163,10 @@ def train_loader_options(hparams, dataset_size, world_size=1):
     -------
     >>> opts = train_loader_options(
     ...     {"train_dataloader_opts": {"batch_size": 4}, "steps_per_epoch": 10, "seed": 0}, 100)
-    >>> len(opts["sampler"])
-    40
+    >>> len(opts["sampler"]), opts["collate_fn"].__name__
+    (40, 'SkippingPaddedBatch')
     """
-    options = dict(hparams["train_dataloader_opts"])
+    options = dict(hparams["train_dataloader_opts"], collate_fn=SkippingPaddedBatch)
     steps = hparams.get("steps_per_epoch")
     if steps:
         samples = steps * options["batch_size"] * world_size * hparams.get("grad_accumulation", 1)
@@ -226,7 +226,7 @@ def run_pretraining(hparams, run_opts, manifests):
     tuple
         The Brain and the exported paths.
     """
-    pipeline = fbank_pipeline(hparams["frontend"])
+    pipeline = fbank_pipeline(hparams["frontend"], hparams["on_bad_audio"])
     datasets = {
         split: manifest_dataset(path, [pipeline], ["id", "fbank"])
         for split, path in manifests.items()
@@ -249,7 +249,7 @@ def run_pretraining(hparams, run_opts, manifests):
         datasets["train"],
         datasets["valid"],
         train_loader_kwargs=loader,
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        valid_loader_kwargs=dict(hparams["valid_dataloader_opts"], collate_fn=SkippingPaddedBatch),
     )
     return brain, export_pretrained(brain, hparams)
 
