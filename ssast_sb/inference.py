@@ -9,6 +9,9 @@ Every fine-tuning recipe writes an *inference folder* (``hyperparams.yaml``,
 * ``speechbrain.inference.EncoderClassifier.from_hparams(source=folder)``: the
   folder provides SpeechBrain's ``compute_features``, ``mean_var_norm``,
   ``embedding_model(feats, lens) -> (B, 1, D)`` and ``classifier`` modules.
+  SpeechBrain calls ``compute_features(wavs)`` without the relative lengths, so
+  for batches of clips of different lengths the padding enters the features;
+  ``SSASTAudioClassifier`` passes the lengths.
 
 Authors
  * ssast-sb contributors
@@ -96,7 +99,9 @@ class HeadView(torch.nn.Module):
     def forward(self, embeddings):
         """Log-probabilities of each class."""
         logits = self.model.classify_embedding(embeddings)
-        return logits.sigmoid().log() if self.multi_label else logits.log_softmax(dim=-1)
+        if self.multi_label:
+            return torch.nn.functional.logsigmoid(logits)
+        return logits.log_softmax(dim=-1)
 
 
 class SSASTAudioClassifier(Pretrained):

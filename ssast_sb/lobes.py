@@ -1,0 +1,122 @@
+"""SSAST as SpeechBrain lobes: drop-in ``compute_features`` and ``embedding_model`` modules.
+
+SpeechBrain's utterance-level recipes (VoxCeleb speaker recognition, ESC-50,
+UrbanSound8k, ...) chain four modules named in their YAML::
+
+    feats = compute_features(wavs)            # (B, T, F)
+    feats = mean_var_norm(feats, lens)
+    embeddings = embedding_model(feats, lens)  # (B, 1, D)
+    outputs = classifier(embeddings)           # (B, 1, C)
+
+:class:`SSASTFeatures`, :class:`PassThrough` and :class:`SSASTEmbedding` fill
+the first three slots, so an SSAST encoder (from scratch or adapted from an
+original-format pretraining checkpoint) replaces ECAPA-TDNN or CNN14 by editing
+the YAML only. See ``examples/README.md``.
+
+Authors
+ * ssast-sb contributors
+"""
+
+import torch
+
+from ssast_sb.checkpoints import pretrain_model_from_original
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
+from ssast_sb.inference import FbankFeatures, PassThrough
+from ssast_sb.models import adapt_encoder
+
+__all__ = ["PassThrough", "SSASTEmbedding", "SSASTFeatures"]
+
+#: The SSAST frontend as ``compute_features``: fbank, pad or cut to ``target_frames``,
+#: ``(x - mean) / (2 std)``; give it ``sample_rate`` when the recipe's audio is not 16 kHz.
+SSASTFeatures = FbankFeatures
+
+
+class SSASTEmbedding(torch.nn.Module):
+    """An SSAST encoder as SpeechBrain's ``embedding_model``: ``(B, T, F) -> (B, 1, D)``.
+
+    Arguments
+    ---------
+    size : str
+        ``tiny``, ``small`` or ``base`` (ignored with ``pretrained_path``: the
+        checkpoint fixes the width and depth).
+    shape : str
+        ``patch`` (16x16) or ``frame`` (128x2) patches (ignored with ``pretrained_path``).
+    target_frames : int
+        Input frames; must match ``SSASTFeatures(target_frames=...)``.
+    fstride, tstride : int
+        Patch strides of the fine-tuning grid (the original uses 10/10 for
+        patches and 128/1 for frames; equal to the patch shape means no overlap).
+    pooling : str
+        ``mean`` over the patch tokens (original ``ft_avgtok``) or ``cls`` (mean of
+        the CLS and DIST tokens, original ``ft_cls``).
+    pretrained_path : str, optional
+        An original-format SSAST pretraining checkpoint (a released
+        ``SSAST-*.pth`` or the ``ssast_pretrained.pth`` of our pretraining
+        recipes), adapted to the grid above (spec b.3). None: random init.
+    embedding_dim : int, optional
+        Adds a linear projection to this width (as ECAPA-TDNN's ``lin_neurons``);
+        None keeps the encoder width (192 tiny, 384 small, 768 base).
+    pos_embed_adaptation : str
+        ``original`` or ``resize``, see :func:`ssast_sb.models.adapt_encoder`.
+
+    Example
+    -------
+    >>> lobe = SSASTEmbedding("tiny", "frame", target_frames=32, fstride=128, tstride=2,
+    ...     pooling="mean", embedding_dim=16)
+    >>> lobe(torch.randn(2, 32, 128), torch.ones(2)).shape
+    torch.Size([2, 1, 16])
+    >>> lobe.encoder.grid, lobe.output_size
+    ((1, 16), 16)
+    """
+
+    def __init__(
+        self,
+        size="base",
+        shape="patch",
+        target_frames=1024,
+        fstride=16,
+        tstride=16,
+        pooling="mean",
+        pretrained_path=None,
+        embedding_dim=None,
+        pos_embed_adaptation="original",
+    ):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"Unknown pooling {pooling!r}; use 'mean' or 'cls'")
+        if pretrained_path:
+            pretrained, _ = pretrain_model_from_original(pretrained_path)
+            self.encoder = adapt_encoder(
+                pretrained.encoder, fstride, tstride, target_frames, method=pos_embed_adaptation
+            )
+        else:
+            config = EncoderConfig.from_names(
+                size, shape, fstride=fstride, tstride=tstride, input_tdim=target_frames
+            )
+            self.encoder = SSASTEncoder(config)
+        self.pooling = pooling
+        width = self.encoder.config.embed_dim
+        self.projection = (
+            torch.nn.Linear(width, embedding_dim) if embedding_dim else torch.nn.Identity()
+        )
+        self.output_size = embedding_dim or width
+
+    def forward(self, features, lengths=None):
+        """Pooled clip embeddings ``(B, 1, D)``.
+
+        Arguments
+        ---------
+        features : torch.Tensor
+            ``(B, target_frames, 128)`` from :data:`SSASTFeatures`.
+        lengths : torch.Tensor, optional
+            Relative lengths; unused, because the frontend already padded every
+            clip the way the model was pretrained (padding frames are attended to,
+            as in the original).
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        tokens = self.encoder(features)
+        pooled = pool_tokens(tokens, self.pooling, self.encoder.num_class_tokens)
+        return self.projection(pooled).unsqueeze(1)
