@@ -9,23 +9,14 @@ Authors
 
 import sys
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.quickstart import run_quickstart
 from ssast_sb.data.synthetic import prepare_synthetic_corpus
 
 if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = load_recipe(sys.argv[1:])
     run_on_main(
         prepare_synthetic_corpus,
         args=[hparams["data_folder"]],

@@ -8,7 +8,9 @@ import logging
 import os
 import shutil
 
+import speechbrain as sb
 import torch
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.checkpoints import (
     Checkpoint,
     Checkpointer,
@@ -19,6 +21,7 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.distributed import if_main_process
 
 from ssast_sb.checkpoints import save_atomic
+from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
 
 def process_rank():
@@ -164,3 +167,46 @@ class AtomicCheckpointer(Checkpointer):
                 logging.getLogger(__name__).warning("Removing interrupted checkpoint %s", leftover)
                 shutil.rmtree(leftover, ignore_errors=True)
         return super().recover_if_possible(*args, **kwargs)
+
+
+def load_recipe(argv):
+    """What every recipe does first: parse, start DDP if asked, load the YAML, make the folder.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts)``.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams, run_opts
+
+
+def apply_warmup(brain, multipliers=None):
+    """The original staircase warm-up on a Brain's optimiser, if ``hparams.warmup``.
+
+    Reads ``lr``, ``warmup_steps`` and ``warmup_interval`` from the Brain's hparams and
+    its ``optimizer_step`` counter (see :func:`ssast_sb.schedules.staircase_warmup_lr`).
+    """
+    if not brain.hparams.warmup:
+        return
+    lr = staircase_warmup_lr(
+        brain.optimizer_step,
+        brain.hparams.lr,
+        brain.hparams.warmup_steps,
+        brain.hparams.warmup_interval,
+    )
+    if lr is not None:
+        set_lr(brain.optimizer, lr, multipliers)

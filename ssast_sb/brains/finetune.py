@@ -31,10 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from ssast_sb.augment import draw_mixup_lambda, mixup_waveforms
-from ssast_sb.brains.common import RunningMeans, SeededGenerator, process_rank
+from ssast_sb.brains.common import RunningMeans, SeededGenerator, apply_warmup, process_rank
 from ssast_sb.checkpoints import save_atomic
 from ssast_sb.metrics import ClassificationStats
-from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
 
 def classification_loss(logits, targets, loss="ce"):
@@ -186,15 +185,8 @@ class ClassifierBrain(sb.core.Brain):
 
     def on_fit_batch_start(self, batch, should_step):
         """The optional staircase warm-up, applied to both groups."""
-        if should_step and self.hparams.warmup:
-            lr = staircase_warmup_lr(
-                self.optimizer_step,
-                self.hparams.lr,
-                self.hparams.warmup_steps,
-                self.hparams.warmup_interval,
-            )
-            if lr is not None:
-                set_lr(self.optimizer, lr, self.lr_multipliers)
+        if should_step:
+            apply_warmup(self, self.lr_multipliers)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the running means and the collected scores."""

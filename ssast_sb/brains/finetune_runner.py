@@ -14,11 +14,10 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.epoch_loop import EpochCounter
 from speechbrain.utils.train_logger import FileTrainLogger
 
-from ssast_sb.brains.common import AtomicCheckpointer
+from ssast_sb.brains.common import AtomicCheckpointer, load_recipe
 from ssast_sb.brains.finetune import ClassifierBrain, average_epoch_states
 from ssast_sb.checkpoints import pretrain_model_from_original
 from ssast_sb.dataio import (
@@ -257,26 +256,6 @@ def summarize_folds(results, metric):
         lines.append(f"| {name} | {value:.3f} |")
     lines.append(f"| mean | {sum(values) / len(values):.3f} |")
     return "\n".join(lines)
-
-
-def load_recipe(argv):
-    """Parses the command line, starts DDP if asked, loads the YAML, creates the output folder.
-
-    Returns
-    -------
-    tuple
-        ``(hparams, run_opts)``.
-    """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
-    return hparams, run_opts
 
 
 def finetuning_main(argv, prepare_folds):

@@ -24,16 +24,21 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
-from ssast_sb.brains.common import RunningMeans, SeededGenerator, process_rank
+from ssast_sb.brains.common import (
+    RunningMeans,
+    SeededGenerator,
+    apply_warmup,
+    load_recipe,
+    process_rank,
+)
 from ssast_sb.checkpoints import export_original, save_atomic, save_speechbrain_checkpoint
 from ssast_sb.data.pretraining import prepare_pretraining_data
 from ssast_sb.dataio import SkippingPaddedBatch, fbank_pipeline, manifest_dataset
 from ssast_sb.masking import draw_mask
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.sampler import IntervalSampler
-from ssast_sb.schedules import current_lr, set_lr, staircase_warmup_lr
+from ssast_sb.schedules import current_lr
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +103,8 @@ class MSPMBrain(sb.core.Brain):
 
     def on_fit_batch_start(self, batch, should_step):
         """The original staircase warm-up (lr 0 for the first 50 steps)."""
-        if should_step and self.hparams.warmup:
-            lr = staircase_warmup_lr(
-                self.optimizer_step,
-                self.hparams.lr,
-                self.hparams.warmup_steps,
-                self.hparams.warmup_interval,
-            )
-            if lr is not None:
-                set_lr(self.optimizer, lr)
+        if should_step:
+            apply_warmup(self)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the running means; evaluation reuses the same masks every time."""
@@ -282,15 +280,7 @@ def pretraining_main(argv):
     dict
         The exported model paths.
     """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = load_recipe(argv)
     save_folder = hparams["save_folder"]
     sb.utils.distributed.run_on_main(
         prepare_pretraining_data,
