@@ -21,7 +21,6 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from ssast_sb.brains.finetune_runner import finetuning_main
 from ssast_sb.data.esc50 import (
-    FIELDNAMES,
     META_FILE,
     RELEASE_FOLDER,
     download_esc50,
@@ -30,14 +29,21 @@ from ssast_sb.data.esc50 import (
 from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
 from ssast_sb.plots import read_train_log
 
+FOLD_FIELDNAMES = ["ID", "duration", "wav", "label", "fold"]
 
-def write_training_manifest(manifest_folder, test_fold, path):
-    """Concatenates the official fold manifests other than ``test_fold`` into ``path``."""
-    rows = []
-    for fold in range(1, 6):
-        if fold != test_fold:
+
+def write_fold_manifests(manifest_folder, test_fold, paths):
+    """Writes fold ``test_fold``'s ``train`` (the other four folds) and ``test`` manifests.
+
+    The official ``target`` index column is left out: its name is taken by the runner's
+    encoded label.
+    """
+    for split, folds in (("train", set(range(1, 6)) - {test_fold}), ("test", {test_fold})):
+        rows = []
+        for fold in sorted(folds):
             rows.extend(read_manifest(Path(manifest_folder) / f"esc50_fold{fold}.csv"))
-    write_manifest_atomic(rows, path, FIELDNAMES)
+        rows = [{key: row[key] for key in FOLD_FIELDNAMES} for row in rows]
+        write_manifest_atomic(rows, paths[split], FOLD_FIELDNAMES)
 
 
 def prepare_folds(hparams):
@@ -72,10 +78,13 @@ def prepare_folds(hparams):
     )
     folds = {}
     for fold in hparams["folds"]:
-        train = manifest_folder / f"esc50_train_without_fold{fold}.csv"
-        run_on_main(write_training_manifest, args=[manifest_folder, fold, train])
-        held_out = str(manifest_folder / f"esc50_fold{fold}.csv")
-        folds[f"fold{fold}"] = {"train": str(train), "valid": held_out, "test": held_out}
+        paths = {
+            split: str(manifest_folder / f"esc50_fold{fold}_{split}.csv")
+            for split in ("train", "test")
+        }
+        run_on_main(write_fold_manifests, args=[manifest_folder, fold, paths])
+        # The held-out fold validates (picks the epoch) and tests, as the original.
+        folds[f"fold{fold}"] = dict(paths, valid=paths["test"])
     return folds
 
 

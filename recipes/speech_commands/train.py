@@ -59,10 +59,11 @@ def prepare_folds(hparams):
             "on_bad_audio": hparams["on_bad_audio"],
         },
     )
-    splits = ("train", "valid", "test")
-    return {
-        task: {split: str(manifest_folder / f"speech_commands_{task}_{split}.csv") for split in splits}
+    manifests = {
+        split: str(manifest_folder / f"speech_commands_{task}_{split}.csv")
+        for split in ("train", "valid", "test")
     }
+    return {task: manifests}
 
 
 if __name__ == "__main__":

@@ -129,6 +129,13 @@ def build_datasets(hparams, manifests, folder):
         for split, path in manifests.items()
         if path is not None
     }
+    for split, dataset in datasets.items():
+        clashes = {"sig", "target"} & set(next(iter(dataset.data.values()), {}))
+        if clashes:
+            raise ValueError(
+                f"The {split} manifest has column(s) {sorted(clashes)}, which the fine-tuning "
+                "pipeline computes itself; rename or drop them"
+            )
     path = folder / "label_encoder.txt"
     # Fitted and saved by the main process; every process then reads the same file.
     sb.utils.distributed.run_on_main(
@@ -166,6 +173,12 @@ def run_fold(hparams, run_opts, manifests, folder):
         :func:`ssast_sb.inference.export_inference_folder`).
     """
     folder = Path(folder)
+    window = hparams["weight_averaging"]
+    if window and window[0] > hparams["number_of_epochs"]:
+        raise ValueError(
+            f"weight_averaging {list(window)} starts after the last epoch "
+            f"({hparams['number_of_epochs']}); set weight_averaging: null or more epochs"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     datasets, label_encoder = build_datasets(hparams, manifests, folder)
     num_classes = len(label_encoder.lab2ind)
@@ -198,7 +211,6 @@ def run_fold(hparams, run_opts, manifests, folder):
     key = brain.selection_key
     best = brain.checkpointer.find_checkpoint(max_key=key)
     results = {"valid": {key: best.meta[key], "epoch": best.meta["epoch"]}}
-    window = hparams["weight_averaging"]
     if window:
         # The original averages the epoch models wa_start..wa_end (AudioSet, spec d.1).
         model.load_state_dict(average_epoch_states(folder / "epoch_states", *window))
@@ -242,16 +254,16 @@ def summarize_folds(results, metric):
     -------
     >>> print(summarize_folds({"fold1": {"test": {"acc": 0.5}}, "fold2": {"test": {"acc": 0.7}}},
     ...                       "acc"))
-    | fold | test acc |
+    | fold | test acc (valid when there is no test set) |
     |---|---|
     | fold1 | 0.500 |
     | fold2 | 0.700 |
     | mean | 0.600 |
     """
-    lines = [f"| fold | test {metric} |", "|---|---|"]
+    lines = [f"| fold | test {metric} (valid when there is no test set) |", "|---|---|"]
     values = []
     for name, result in results.items():
-        value = result["test"][metric]
+        value = result.get("test", result["valid"])[metric]
         values.append(value)
         lines.append(f"| {name} | {value:.3f} |")
     lines.append(f"| mean | {sum(values) / len(values):.3f} |")
