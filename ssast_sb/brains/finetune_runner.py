@@ -263,7 +263,7 @@ def summarize_folds(results, metric):
     lines = [f"| fold | test {metric} (valid when there is no test set) |", "|---|---|"]
     values = []
     for name, result in results.items():
-        value = result.get("test", result["valid"])[metric]
+        value = (result["test"] if "test" in result else result["valid"])[metric]
         values.append(value)
         lines.append(f"| {name} | {value:.3f} |")
     lines.append(f"| mean | {sum(values) / len(values):.3f} |")
