@@ -14,6 +14,7 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
+from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 from speechbrain.utils.epoch_loop import EpochCounter
 from speechbrain.utils.train_logger import FileTrainLogger
 
@@ -102,6 +103,67 @@ def build_classifier(hparams, num_classes):
     if hparams["mode"] == "finetune":
         return SSASTClassifier(encoder, num_classes, hparams["pooling"])
     raise ValueError(f"Unknown mode {hparams['mode']!r}; use 'finetune' or 'layer_weighted'")
+
+
+def balanced_weights(label_lists):
+    """Per-clip sampling weights of the original balanced sampler (``--bal bal``).
+
+    Each label weighs ``1000 / (count + 0.01)``; a clip weighs the sum of its labels'
+    weights, so clips of rare classes are drawn more often.
+
+    Arguments
+    ---------
+    label_lists : list of list of str
+        The labels of each clip.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(num_clips,)`` float64 weights.
+
+    Example
+    -------
+    >>> balanced_weights([["speech"], ["speech"], ["speech", "dog"]]).round()
+    tensor([ 332.,  332., 1322.], dtype=torch.float64)
+    """
+    counts = {}
+    for labels in label_lists:
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+    weight = {label: 1000.0 / (count + 0.01) for label, count in counts.items()}
+    return torch.tensor(
+        [sum(weight[label] for label in labels) for labels in label_lists], dtype=torch.float64
+    )
+
+
+def train_loader_options(hparams, train_set, loader):
+    """Shuffled training batches, or the original balanced sampler (``balanced_sampling``).
+
+    Arguments
+    ---------
+    hparams : dict
+        ``balanced_sampling`` (optional, default False), ``label_separator``, ``seed``.
+    train_set : DynamicItemDataset
+        Training set with a ``label`` column.
+    loader : dict
+        Common loader options.
+
+    Returns
+    -------
+    dict
+        Loader options for ``Brain.fit``.
+    """
+    if not hparams.get("balanced_sampling", False):
+        return dict(loader, shuffle=True, drop_last=False)
+    separator = hparams["label_separator"] if hparams["multi_label"] else None
+    labels = [
+        [name for name in (row["label"].split(separator) if separator else [row["label"]]) if name]
+        for row in train_set.data.values()
+    ]
+    sampler = ReproducibleWeightedRandomSampler(
+        balanced_weights(labels), num_samples=len(labels), replacement=True, seed=hparams["seed"]
+    )
+    return dict(loader, sampler=sampler, drop_last=False)
 
 
 def build_datasets(hparams, manifests, folder):
@@ -205,7 +267,7 @@ def run_fold(hparams, run_opts, manifests, folder):
         counter,
         datasets["train"],
         datasets["valid"],
-        train_loader_kwargs=dict(loader, shuffle=True, drop_last=False),
+        train_loader_kwargs=train_loader_options(hparams, datasets["train"], loader),
         valid_loader_kwargs=loader,
     )
     key = brain.selection_key
