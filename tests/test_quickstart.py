@@ -13,12 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_quickstart_reduced(tmp_path):
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    output = workdir / "out"
     command = [
         sys.executable,
         str(ROOT / "recipes" / "quickstart" / "train.py"),
         str(ROOT / "hparams" / "quickstart.yaml"),
         "--output_folder",
-        str(tmp_path),
+        str(output),
         "--num_unlabeled",
         "48",
         "--num_labeled_per_class",
@@ -37,12 +40,18 @@ def test_quickstart_reduced(tmp_path):
         "{number_of_epochs: 2, dataloader_opts: {batch_size: 8, num_workers: 0}}",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="2")
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    before = set(ROOT.iterdir())
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=workdir, env=env, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
+    # Nothing is written outside the output folder (neither the working directory nor the repo).
+    assert [p.name for p in workdir.iterdir()] == ["out"]
+    assert set(ROOT.iterdir()) == before
     assert "| pretrained |" in result.stdout and "| scratch |" in result.stdout
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((output / "results.json").read_text())
     for name in ("pretrained", "scratch"):
         assert 0.0 <= results[name]["test_acc"] <= 1.0
-        assert (tmp_path / f"finetune_{name}" / "train_log.txt").exists()
-    png = tmp_path / "pretraining_curves.png"
+        assert (output / f"finetune_{name}" / "train_log.txt").exists()
+    png = output / "pretraining_curves.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
