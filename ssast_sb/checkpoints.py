@@ -12,11 +12,11 @@ Authors
 """
 
 import os
-import tempfile
 
 import torch
 
 from ssast_sb.encoder import MODEL_SIZES, EncoderConfig, SSASTEncoder
+from ssast_sb.fileio import save_atomic
 from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
 
 #: Original key prefix -> ssast_sb prefix. The whole conversion is this table.
@@ -382,39 +382,6 @@ def export_original(model, leftovers=None, prefix="module."):
     state.update(leftovers)
     state.update(ours)
     return {prefix + key: value for key, value in state.items()}
-
-
-def save_atomic(obj, path):
-    """``torch.save`` to a temporary file, then rename: never a half-written file.
-
-    Arguments
-    ---------
-    obj : object
-        What to save.
-    path : str
-        Destination.
-
-    Example
-    -------
-    >>> import tempfile, os
-    >>> folder = tempfile.mkdtemp()
-    >>> save_atomic({"a": torch.ones(1)}, os.path.join(folder, "x.ckpt"))
-    >>> os.listdir(folder)
-    ['x.ckpt']
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".ckpt")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 def save_speechbrain_checkpoint(model, path):

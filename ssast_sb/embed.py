@@ -22,7 +22,6 @@ Authors
 
 import argparse
 import csv
-import os
 import tempfile
 from pathlib import Path
 
@@ -30,11 +29,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssast_sb.checkpoints import save_atomic
 from ssast_sb.data.audio import audio_info, load_audio
 from ssast_sb.data.generic import prepare_generic
-from ssast_sb.data.manifest import REQUIRED_COLUMNS, atomic_open, read_manifest
+from ssast_sb.data.manifest import REQUIRED_COLUMNS, read_manifest
 from ssast_sb.encoder import SSASTEncoder, pool_tokens
+from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.frontend import SAMPLE_RATE
 from ssast_sb.inference import SSASTAudioClassifier
 
@@ -328,17 +327,8 @@ def save_embeddings(ids, embeddings, path):
         raise ValueError("IDs with line breaks cannot go to an .ids.txt file; use .pt")
     with atomic_open(ids_sidecar(path)) as stream:
         stream.write("".join(f"{utt_id}\n" for utt_id in ids))
-    handle, tmp_path = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, embeddings.detach().cpu().numpy())
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_open(path, "wb") as stream:
+        np.save(stream, embeddings.detach().cpu().numpy())
 
 
 def load_embeddings(path):

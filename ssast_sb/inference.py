@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 from speechbrain.inference.interfaces import Pretrained
 
-from ssast_sb.checkpoints import save_atomic
-from ssast_sb.data.manifest import atomic_open
+from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.frontend import SSASTFbank
 from ssast_sb.models import LayerWeightedClassifier
 

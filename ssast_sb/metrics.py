@@ -19,12 +19,12 @@ Authors
 """
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ssast_sb.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -382,16 +382,8 @@ def save_confusion_matrix_png(matrix, class_names, path):
     figure.tight_layout()
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp_file:
-            figure.savefig(tmp_file, format="png", dpi=100)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
+    with atomic_open(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=100)
     return path
 
 

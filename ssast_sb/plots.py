@@ -4,9 +4,9 @@ Authors
  * ssast-sb contributors
 """
 
-import os
 import re
-import tempfile
+
+from ssast_sb.fileio import atomic_open
 
 _PAIR = re.compile(r"([A-Za-z_ ]+?):\s*([-+0-9.eE]+|nan|inf)(?=,|\s-\s|$)")
 
@@ -75,10 +75,6 @@ def plot_curves(rows, keys, path, x_key="optimizer_step", title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=folder, suffix=".png")
-    os.close(handle)
-    figure.savefig(tmp_path, dpi=100)
+    with atomic_open(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=100)
     plt.close(figure)
-    os.replace(tmp_path, path)

@@ -20,7 +20,7 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.distributed import if_main_process
 
-from ssast_sb.checkpoints import save_atomic
+from ssast_sb.fileio import save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
 

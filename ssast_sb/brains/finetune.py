@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ssast_sb.augment import draw_mixup_lambda, mixup_waveforms
 from ssast_sb.brains.common import RunningMeans, SeededGenerator, apply_warmup, process_rank
-from ssast_sb.checkpoints import save_atomic
+from ssast_sb.fileio import save_atomic
 from ssast_sb.metrics import ClassificationStats
 
 

@@ -32,9 +32,10 @@ from ssast_sb.brains.common import (
     load_recipe,
     process_rank,
 )
-from ssast_sb.checkpoints import export_original, save_atomic, save_speechbrain_checkpoint
+from ssast_sb.checkpoints import export_original, save_speechbrain_checkpoint
 from ssast_sb.data.pretraining import prepare_pretraining_data
 from ssast_sb.dataio import SkippingPaddedBatch, fbank_pipeline, manifest_dataset
+from ssast_sb.fileio import save_atomic
 from ssast_sb.masking import draw_mask
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.sampler import IntervalSampler

@@ -170,9 +170,7 @@ def load_audio(path, target_sample_rate=16000):
     finite = np.isfinite(samples)
     if not finite.all():
         num_bad = int(samples.size - finite.sum())
-        raise NonFiniteAudioError(
-            f"Audio file {path} contains {num_bad} NaN or infinite sample(s)"
-        )
+        raise NonFiniteAudioError(f"Audio file {path} contains {num_bad} NaN or infinite sample(s)")
 
     if channels > 1:
         logger.info("Mixing %d channels down to mono: %s", channels, path)
@@ -182,9 +180,7 @@ def load_audio(path, target_sample_rate=16000):
     waveform = torch.from_numpy(np.ascontiguousarray(samples))
 
     if target_sample_rate is not None and sample_rate != target_sample_rate:
-        logger.info(
-            "Resampling %s from %d Hz to %d Hz", path, sample_rate, target_sample_rate
-        )
+        logger.info("Resampling %s from %d Hz to %d Hz", path, sample_rate, target_sample_rate)
         waveform = torchaudio.functional.resample(
             waveform, orig_freq=sample_rate, new_freq=target_sample_rate
         )

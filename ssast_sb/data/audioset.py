@@ -269,7 +269,12 @@ def prepare_audioset(
         }
         logger.info(
             "AudioSet %s: %d listed, %d found, %d missing, %d written -> %s",
-            segment, len(seen), found, len(missing_ids), len(rows), segment_csvs[segment],
+            segment,
+            len(seen),
+            found,
+            len(missing_ids),
+            len(rows),
+            segment_csvs[segment],
         )
         if missing_ids:
             logger.info("AudioSet %s: first missing clips: %s", segment, missing_ids[:5])

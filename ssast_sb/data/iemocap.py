@@ -136,9 +136,7 @@ def _session_rows(release, session):
             f"IEMOCAP labels not found: {eval_folder}. Is the release from {REQUEST_URL} "
             "fully extracted?"
         )
-    eval_files = sorted(
-        path for path in eval_folder.glob("*.txt") if not path.name.startswith(".")
-    )
+    eval_files = sorted(path for path in eval_folder.glob("*.txt") if not path.name.startswith("."))
     rows, dropped = [], Counter()
     for eval_file in eval_files:
         for utt_id, emotion in read_emo_evaluation(eval_file):
@@ -246,7 +244,11 @@ def prepare_iemocap(
         dropped.update(session_dropped)
         logger.info(
             "IEMOCAP session %d: %d utterances %s, %d dropped -> %s",
-            session, len(rows), dict(counts), sum(session_dropped.values()), session_csv,
+            session,
+            len(rows),
+            dict(counts),
+            sum(session_dropped.values()),
+            session_csv,
         )
     summary["class_counts"] = {name: class_counts[name] for name in CLASS_NAMES}
     summary["dropped"] = dict(sorted(dropped.items()))

@@ -132,7 +132,10 @@ def prepare_librispeech(
         hours = sum(row["duration"] for row in rows) / 3600
         logger.info(
             "LibriSpeech %s: %d utterances, %.2f h -> %s",
-            split, len(rows), hours, split_csvs[split],
+            split,
+            len(rows),
+            hours,
+            split_csvs[split],
         )
     # Written last: its presence means every split manifest is complete.
     write_manifest_atomic(all_rows, combined_csv, FIELDNAMES)

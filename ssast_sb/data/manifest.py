@@ -15,17 +15,16 @@ Example
 [{'ID': 'a', 'duration': 1.5, 'wav': '/data/a.wav'}]
 """
 
-import contextlib
 import csv
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path, PurePath
 
 from tqdm import tqdm
+
+from ssast_sb.fileio import atomic_open
 
 from .audio import (
     AudioDecodeError,
@@ -53,53 +52,6 @@ _PROBLEM_OF_ERROR = (
 
 class ManifestError(ValueError):
     """A manifest (or a row meant for one) is malformed."""
-
-
-@contextlib.contextmanager
-def atomic_open(path, newline=None):
-    """Open a text file for writing that appears at ``path`` only once complete.
-
-    Writes go to a temporary file in the destination folder, which is flushed,
-    fsync'ed and renamed over ``path`` with `os.replace` (atomic on POSIX and
-    Windows) when the ``with`` block ends normally. If the block raises (or is
-    interrupted), the temporary file is removed and an existing ``path`` is left
-    untouched.
-
-    Arguments
-    ---------
-    path : str or pathlib.Path
-        Destination file; its folder is created if needed.
-    newline : str or None
-        Passed to `open`; use ``""`` for the `csv` module.
-
-    Yields
-    ------
-    file object
-        The temporary file, opened for writing in UTF-8.
-
-    Example
-    -------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
-    >>> with atomic_open(path) as out:
-    ...     _ = out.write("done")
-    >>> open(path).read()
-    'done'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline=newline, encoding="utf-8") as tmp_file:
-            yield tmp_file
-            tmp_file.flush()
-            os.fsync(tmp_file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # BaseException so that Ctrl-C also cleans up the temporary file.
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
 
 
 def write_manifest_atomic(rows, path, fieldnames):

@@ -43,7 +43,6 @@ Example
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import soundfile as sf
@@ -189,15 +188,8 @@ def _silence_split(index, count):
 
 
 def _write_wav_atomic(path, samples, sample_rate):
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp_name, samples, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
+    with atomic_open(path, "wb") as stream:
+        sf.write(stream, samples, sample_rate, subtype="PCM_16", format="WAV")
 
 
 def cut_silence_segments(noise_folder, output_folder, segment_s=SILENCE_SEGMENT_S):
@@ -252,8 +244,9 @@ def cut_silence_segments(noise_folder, output_folder, segment_s=SILENCE_SEGMENT_
         stem = unique_ids([recording.name])[0]
         for index in range(count):
             path = output_folder / f"silence_{stem}_{index:04d}.wav"
-            _write_wav_atomic(path, samples[index * segment_len : (index + 1) * segment_len],
-                              sample_rate)
+            _write_wav_atomic(
+                path, samples[index * segment_len : (index + 1) * segment_len], sample_rate
+            )
             written.add(path.name)
             row = {
                 "ID": path.stem,
@@ -336,8 +329,9 @@ def prepare_speech_commands(
     if task == "v2_35" and version != 2:
         raise ValueError("Task 'v2_35' is defined on Speech Commands version 2")
     if task == "v1_ks12" and version != 1:
-        logger.warning("SUPERB keyword spotting uses Speech Commands v1; preparing it on v%d",
-                       version)
+        logger.warning(
+            "SUPERB keyword spotting uses Speech Commands v1; preparing it on v%d", version
+        )
     data_folder, save_folder = Path(data_folder), Path(save_folder)
     split_csvs = {split: save_folder / f"speech_commands_{task}_{split}.csv" for split in SPLITS}
     labels_json = save_folder / f"speech_commands_{task}_labels.json"
@@ -372,8 +366,9 @@ def prepare_speech_commands(
         split_rows = [row for row_split, row in rows if row_split == split]
         split_rows, summary[split] = validate_audio_rows(split_rows, on_bad_audio)
         write_manifest_atomic(split_rows, split_csv, FIELDNAMES)
-        logger.info("Speech Commands %s %s: %d clips -> %s", task, split, len(split_rows),
-                    split_csv)
+        logger.info(
+            "Speech Commands %s %s: %d clips -> %s", task, split, len(split_rows), split_csv
+        )
 
     # Written last: its presence means every split manifest is complete.
     with atomic_open(labels_json) as json_file:

@@ -21,6 +21,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from ssast_sb.fileio import atomic_open
+
 # Plain logging keeps this numpy-only module free of the slow speechbrain import.
 logger = logging.getLogger(__name__)
 
@@ -243,13 +245,11 @@ def _split_sizes(num_unlabeled, num_labeled_per_class, num_valid_per_class, num_
 
 
 def _write_csv_atomically(path, rows):
-    """Writes a manifest next to its final path, then renames it, so no reader sees half of it."""
-    tmp_path = f"{path}.tmp"
-    with open(tmp_path, "w", newline="") as csv_file:
+    """Writes a manifest that appears only once complete."""
+    with atomic_open(path, newline="") as csv_file:
         writer = csv.writer(csv_file)
         writer.writerow(MANIFEST_HEADER)
         writer.writerows(rows)
-    os.replace(tmp_path, path)
 
 
 def prepare_synthetic_corpus(

@@ -197,7 +197,9 @@ def prepare_voxceleb1_identification(
     if not_found:
         logger.info(
             "VoxCeleb1: %d of %d listed utterances not on disk (a subset?), e.g. %s",
-            len(not_found), len(entries), not_found[0],
+            len(not_found),
+            len(entries),
+            not_found[0],
         )
 
     summary = {"listed": len(entries), "not_found": len(not_found)}
@@ -210,8 +212,9 @@ def prepare_voxceleb1_identification(
     train_speakers = {row["speaker"] for row in rows["train"]}
     unseen = speakers - train_speakers
     if unseen:
-        logger.warning("%d speaker(s) have no training utterance, e.g. %s", len(unseen),
-                       min(unseen))
+        logger.warning(
+            "%d speaker(s) have no training utterance, e.g. %s", len(unseen), min(unseen)
+        )
     summary["num_speakers"] = len(speakers)
     logger.info("VoxCeleb1 SID: %d speakers (1,251 in the full corpus)", len(speakers))
 
