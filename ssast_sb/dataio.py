@@ -18,7 +18,8 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ssast_sb.data.audio import AudioError, load_audio
-from ssast_sb.frontend import SAMPLE_RATE
+from ssast_sb.frontend import SAMPLE_RATE, pad_or_cut
+from ssast_sb.padding import random_crop as crop_or_pad
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,59 @@ def fbank_pipeline(frontend, on_bad_audio="error"):
         return frontend.normalize(frontend.raw_features(waveform))
 
     return wav_to_fbank
+
+
+def cropped_fbank_pipeline(frontend, on_bad_audio="error", random_crop=True):
+    """Like :func:`fbank_pipeline`, also providing each clip's real frames (``num_frames``).
+
+    For padding-aware pretraining (:mod:`ssast_sb.padding`): a clip longer than
+    the input is cropped at a random position (``random_crop``) instead of
+    being cut at its start; a shorter one is zero-padded as the original does.
+
+    Arguments
+    ---------
+    frontend : ssast_sb.frontend.SSASTFbank
+        Target length and statistics.
+    on_bad_audio : str
+        ``error`` or ``skip``, as :func:`fbank_pipeline`.
+    random_crop : bool
+        Random crop positions (training); False cuts at the start (evaluation).
+
+    Returns
+    -------
+    callable
+        Takes ``wav``, provides ``fbank`` ``(target_frames, 128)`` and ``num_frames`` (int).
+
+    Example
+    -------
+    >>> import os, tempfile, numpy as np, soundfile as sf
+    >>> from ssast_sb.frontend import SSASTFbank
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> sf.write(path, np.random.randn(8000).astype("float32") * 0.1, 16000)
+    >>> pipeline = cropped_fbank_pipeline(SSASTFbank(target_frames=100))
+    >>> data = DynamicItemDataset({"a": {"wav": path}}, [pipeline], ["fbank", "num_frames"])
+    >>> data[0]["fbank"].shape, data[0]["num_frames"]
+    (torch.Size([100, 128]), 48)
+    """
+    target = frontend.target_frames
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("fbank", "num_frames")
+    def wav_to_cropped_fbank(wav):
+        waveform = _read_or_skip(wav, SAMPLE_RATE, on_bad_audio)
+        if waveform is None:
+            yield None
+            yield None
+            return
+        raw = frontend.raw_features_unpadded(waveform)
+        if random_crop:
+            cropped, num_frames = crop_or_pad(raw, target)
+        else:
+            cropped, num_frames = pad_or_cut(raw, target), min(raw.shape[0], target)
+        yield frontend.normalize(cropped)
+        yield num_frames
+
+    return wav_to_cropped_fbank
 
 
 def manifest_dataset(manifest_path, dynamic_items, output_keys):

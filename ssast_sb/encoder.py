@@ -47,6 +47,10 @@ class EncoderConfig:
         Mel bins and frames of the input spectrogram.
     mlp_ratio : float
         Hidden width of the MLP relative to D.
+    variable_length : bool
+        Opt-in departure: accept inputs shorter than ``input_tdim`` (the
+        position embedding of the first time columns is used) instead of
+        requiring inputs padded to ``input_tdim`` as the original does.
     """
 
     embed_dim: int = 768
@@ -59,6 +63,7 @@ class EncoderConfig:
     input_fdim: int = 128
     input_tdim: int = 1024
     mlp_ratio: float = 4.0
+    variable_length: bool = False
 
     @classmethod
     def from_names(cls, size="base", shape="patch", **overrides):
@@ -331,7 +336,7 @@ class SSASTEncoder(nn.Module):
             ),
             dim=1,
         )
-        tokens = tokens + self.pos_embed
+        tokens = tokens + self.position_embedding(patch_tokens.shape[1])
         layers = []
         for block in self.blocks:
             tokens = block(tokens)
@@ -339,6 +344,36 @@ class SSASTEncoder(nn.Module):
                 layers.append(tokens)
         tokens = self.norm(tokens)
         return (tokens, layers) if return_layers else tokens
+
+    def position_embedding(self, num_patches):
+        """The position embedding for ``num_patches`` patch tokens ``(1, 2 + N', D)``.
+
+        The full embedding at ``input_tdim``; for a shorter variable-length input,
+        the class positions and the first ``N' / f_dim`` time columns of every
+        frequency row.
+
+        Example
+        -------
+        >>> cfg = EncoderConfig(embed_dim=4, depth=1, num_heads=1, input_tdim=64,
+        ...                     variable_length=True)
+        >>> encoder = SSASTEncoder(cfg)
+        >>> encoder.position_embedding(8 * 4).shape, encoder(torch.randn(1, 64, 128)).shape
+        (torch.Size([1, 34, 4]), torch.Size([1, 34, 4]))
+        >>> encoder(torch.randn(1, 40, 128)).shape
+        torch.Size([1, 18, 4])
+        """
+        if num_patches == self.config.num_patches:
+            return self.pos_embed
+        f_dim, t_dim = self.grid
+        columns = num_patches // f_dim
+        patches = self.pos_embed[:, self.num_class_tokens :].view(1, f_dim, t_dim, -1)
+        return torch.cat(
+            (
+                self.pos_embed[:, : self.num_class_tokens],
+                patches[:, :, :columns].reshape(1, f_dim * columns, -1),
+            ),
+            dim=1,
+        )
 
     def _check_input(self, spectrogram):
         cfg = self.config
@@ -348,11 +383,17 @@ class SSASTEncoder(nn.Module):
                 f"got shape {tuple(spectrogram.shape)}"
             )
         frames, mel_bins = spectrogram.shape[1:]
-        if (frames, mel_bins) != (cfg.input_tdim, cfg.input_fdim):
+        shorter_ok = cfg.variable_length and cfg.tshape <= frames <= cfg.input_tdim
+        if mel_bins != cfg.input_fdim or (frames != cfg.input_tdim and not shorter_ok):
             raise ValueError(
                 f"SSASTEncoder was built for {cfg.input_tdim} frames x {cfg.input_fdim} mel bins, "
                 f"got {frames} x {mel_bins}; pad or cut the features "
                 "(SSASTFbank(target_frames=...)) or resize the model (ssast_sb.pos_embed)"
+                + (
+                    "; variable-length inputs must hold at least one patch"
+                    if cfg.variable_length
+                    else ""
+                )
             )
 
 

@@ -130,6 +130,10 @@ def resample_to(waveforms, sample_rate, target_rate=SAMPLE_RATE, source="audio")
     return torchaudio.functional.resample(waveforms, int(sample_rate), int(target_rate))
 
 
+#: Shortest batch of a variable-length frontend: one 16x16 patch.
+MIN_FRAMES = 16
+
+
 class SSASTFbank(torch.nn.Module):
     """Batch of waveforms with SpeechBrain relative lengths to SSAST features.
 
@@ -144,6 +148,12 @@ class SSASTFbank(torch.nn.Module):
         Sample rate of the incoming waveforms; anything but 16 kHz is resampled.
     num_mel_bins : int
         Mel bins.
+    variable_length : bool
+        Opt-in departure: clips longer than ``target_frames`` are still cut, but
+        shorter ones are padded only to the longest clip of their batch (at
+        least :data:`MIN_FRAMES`), for an encoder built with
+        ``EncoderConfig(variable_length=True)``. The original pads every clip
+        to ``target_frames``.
 
     Example
     -------
@@ -160,8 +170,10 @@ class SSASTFbank(torch.nn.Module):
         std=NORM_STATS["audioset"][1],
         sample_rate=SAMPLE_RATE,
         num_mel_bins=128,
+        variable_length=False,
     ):
         super().__init__()
+        self.variable_length = variable_length
         self.target_frames = target_frames
         self.mean = mean
         self.std = std
@@ -198,7 +210,48 @@ class SSASTFbank(torch.nn.Module):
         return cls(**kwargs)
 
     def raw_features(self, waveform):
-        """Unnormalised fbank of one 16 kHz clip, padded or cut (original order)."""
+        """Unnormalised fbank of one 16 kHz clip, padded or cut (original order).
+
+        With ``variable_length``, a shorter clip keeps its length (see :meth:`stack`).
+        """
+        features = self.raw_features_unpadded(waveform)
+        if self.variable_length and features.shape[0] < self.target_frames:
+            return features
+        return pad_or_cut(features, self.target_frames)
+
+    def stack(self, features):
+        """Stacks normalised clips into a batch, padding shorter ones at the end.
+
+        The padding value is that of zero fbank after normalisation, what the
+        original's zero padding before normalisation gives.
+
+        Arguments
+        ---------
+        features : list of torch.Tensor
+            ``(T_i, F)`` normalised features.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, max(T_i, MIN_FRAMES), F)``.
+
+        Example
+        -------
+        >>> frontend = SSASTFbank(target_frames=100, variable_length=True)
+        >>> frontend.stack([torch.zeros(30, 128), torch.zeros(20, 128)]).shape
+        torch.Size([2, 30, 128])
+        """
+        frames = max(MIN_FRAMES, max(f.shape[0] for f in features))
+        pad_value = float(self.normalize(torch.zeros(())))
+        return torch.stack(
+            [
+                torch.nn.functional.pad(f, (0, 0, 0, frames - f.shape[0]), value=pad_value)
+                for f in features
+            ]
+        )
+
+    def raw_features_unpadded(self, waveform):
+        """Unnormalised fbank of one 16 kHz clip at its own length ``(T, F)``."""
         min_samples = 400  # one 25 ms window
         if waveform.numel() < min_samples:
             logger.warning(
@@ -206,8 +259,7 @@ class SSASTFbank(torch.nn.Module):
                 waveform.numel(),
             )
             waveform = torch.nn.functional.pad(waveform, (0, min_samples - waveform.numel()))
-        features = kaldi_fbank(waveform, SAMPLE_RATE, self.num_mel_bins)
-        return pad_or_cut(features, self.target_frames)
+        return kaldi_fbank(waveform, SAMPLE_RATE, self.num_mel_bins)
 
     def normalize(self, features):
         """``(features - mean) / (2 * std)`` as the original loader."""
@@ -216,6 +268,8 @@ class SSASTFbank(torch.nn.Module):
     @torch.no_grad()
     def forward(self, wavs, wav_lens=None):
         """Computes ``(B, target_frames, num_mel_bins)`` features.
+
+        With ``variable_length``, the batch is as long as its longest clip.
 
         Arguments
         ---------
@@ -239,7 +293,9 @@ class SSASTFbank(torch.nn.Module):
         num_samples = (
             (wav_lens.float().cpu() * wavs.shape[1]).round().long().clamp(max=wavs.shape[1])
         )
-        features = torch.stack(
-            [self.raw_features(wav[:length]) for wav, length in zip(wavs, num_samples.tolist())]
+        return self.stack(
+            [
+                self.normalize(self.raw_features(wav[:length]))
+                for wav, length in zip(wavs, num_samples.tolist())
+            ]
         )
-        return self.normalize(features)

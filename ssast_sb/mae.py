@@ -39,6 +39,7 @@ from ssast_sb.objectives import (
     patch_mse,
     unfold_patches,
 )
+from ssast_sb.padding import valid_patches
 
 
 def kept_index(mask_index, num_patches):
@@ -175,6 +176,10 @@ class MAEPretrainModel(nn.Module):
         ``code`` (original) or ``paper`` (Eq. 1), see :func:`~ssast_sb.objectives.info_nce`.
     mpg_weight : float
         Weight of the generative loss in the joint objective.
+    padding_aware : bool
+        Opt-in (:mod:`ssast_sb.padding`): ``forward`` takes the real frames per
+        clip; masked padded patches (dropped from the encoder all the same) are
+        left out of the InfoNCE candidates and the MSE.
 
     Example
     -------
@@ -198,6 +203,7 @@ class MAEPretrainModel(nn.Module):
         decoder_heads=None,
         nce_direction="code",
         mpg_weight=MPG_WEIGHT,
+        padding_aware=False,
     ):
         super().__init__()
         cfg = encoder.config
@@ -212,6 +218,7 @@ class MAEPretrainModel(nn.Module):
         self.num_masked = num_masked
         self.masking = masking or default_strategy(cfg.fshape, cfg.input_fdim)
         self.nce_direction = nce_direction
+        self.padding_aware = padding_aware
         self.mpg_weight = mpg_weight
         decoder_dim = decoder_dim or cfg.embed_dim
         self.decoder = MAEDecoder(
@@ -301,7 +308,14 @@ class MAEPretrainModel(nn.Module):
             tokens = block(tokens)
         return encoder.norm(tokens)
 
-    def forward(self, spectrogram, mpc_mask_index, mpg_mask_index=None, return_details=False):
+    def forward(
+        self,
+        spectrogram,
+        mpc_mask_index,
+        mpg_mask_index=None,
+        return_details=False,
+        num_frames=None,
+    ):
         """The joint objective from one encoder pass over the visible patches.
 
         Arguments
@@ -318,6 +332,8 @@ class MAEPretrainModel(nn.Module):
             Also return ``encoded`` (encoder outputs on the visible tokens),
             ``decoded``, ``keep_index`` and the predictions ``mpc_pred`` and
             ``mpg_pred``.
+        num_frames : torch.Tensor, optional
+            ``(B,)`` real frames per clip; required when ``padding_aware``.
 
         Returns
         -------
@@ -332,8 +348,14 @@ class MAEPretrainModel(nn.Module):
         targets = gather_tokens(self.targets(spectrogram), mask_index)
         mpc_pred = self.mpc_head(masked)
         mpg_pred = self.mpg_head(masked)
-        nce, acc = info_nce(mpc_pred, targets, self.nce_direction)
-        mse = patch_mse(mpg_pred, targets)
+        keep = None
+        if self.padding_aware:
+            if num_frames is None:
+                raise ValueError("A padding-aware model needs num_frames (real frames per clip)")
+            valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tshape)
+            keep = valid.gather(1, mask_index)
+        nce, acc = info_nce(mpc_pred, targets, self.nce_direction, keep)
+        mse = patch_mse(mpg_pred, targets, keep)
         out = {"loss": joint_loss(nce, mse, self.mpg_weight), "nce": nce, "acc": acc, "mse": mse}
         if return_details:
             out.update(

@@ -20,6 +20,7 @@ from ssast_sb.objectives import (
     patch_mse,
     unfold_patches,
 )
+from ssast_sb.padding import restrict_mask, valid_patches
 from ssast_sb.pos_embed import adapt_pos_embed_original, resize_pos_embed
 
 
@@ -43,6 +44,10 @@ class SSASTPretrainModel(nn.Module):
         Opt-in departure: one masked copy feeds both heads (the mpc mask is used
         for both), halving the encoder work; the original runs two passes with
         independent masks.
+    padding_aware : bool
+        Opt-in departure (:mod:`ssast_sb.padding`): ``forward`` takes the real
+        frames of each clip, masks only patches of real audio and leaves padded
+        patches out of the InfoNCE candidates and the MSE.
 
     Example
     -------
@@ -64,6 +69,7 @@ class SSASTPretrainModel(nn.Module):
         nce_direction="code",
         mpg_weight=MPG_WEIGHT,
         single_pass=False,
+        padding_aware=False,
     ):
         super().__init__()
         cfg = encoder.config
@@ -75,6 +81,7 @@ class SSASTPretrainModel(nn.Module):
         self.nce_direction = nce_direction
         self.mpg_weight = mpg_weight
         self.single_pass = single_pass
+        self.padding_aware = padding_aware
         patch_dim = cfg.fshape * cfg.tshape
         self.mpc_head = PredictionHead(cfg.embed_dim, patch_dim)
         self.mpg_head = PredictionHead(cfg.embed_dim, patch_dim)
@@ -121,22 +128,43 @@ class SSASTPretrainModel(nn.Module):
         hidden = self.encoder(spectrogram, mask_index, self.mask_embed)
         return self._mpg_outputs(hidden, self.targets(spectrogram), mask_index)
 
-    def _mpc_outputs(self, hidden, targets, mask_index):
+    def _mpc_outputs(self, hidden, targets, mask_index, keep=None):
         patch_tokens = hidden[:, self.encoder.num_class_tokens :]
         pred = self.mpc_head(gather_tokens(patch_tokens, mask_index))
-        nce, acc = info_nce(pred, gather_tokens(targets, mask_index), self.nce_direction)
+        true = gather_tokens(targets, mask_index)
+        nce, acc = info_nce(pred, true, self.nce_direction, keep)
         return {"hidden": hidden, "pred": pred, "nce": nce, "acc": acc}
 
-    def _mpg_outputs(self, hidden, targets, mask_index):
+    def _mpg_outputs(self, hidden, targets, mask_index, keep=None):
         patch_tokens = hidden[:, self.encoder.num_class_tokens :]
         pred = self.mpg_head(gather_tokens(patch_tokens, mask_index))
         return {
             "hidden": hidden,
             "pred": pred,
-            "mse": patch_mse(pred, gather_tokens(targets, mask_index)),
+            "mse": patch_mse(pred, gather_tokens(targets, mask_index), keep),
         }
 
-    def forward(self, spectrogram, mpc_mask_index, mpg_mask_index, return_details=False):
+    def restrict_to_audio(self, num_frames, *mask_indices):
+        """Padding awareness: each mask restricted to real patches, with its ``keep`` flags.
+
+        Arguments
+        ---------
+        num_frames : torch.Tensor
+            ``(B,)`` real frames per clip.
+        *mask_indices : torch.Tensor
+            ``(B, M)`` drawn masks.
+
+        Returns
+        -------
+        list of tuple
+            ``(index, keep)`` per mask (see :func:`ssast_sb.padding.restrict_mask`).
+        """
+        valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tshape)
+        return [restrict_mask(index, valid) for index in mask_indices]
+
+    def forward(
+        self, spectrogram, mpc_mask_index, mpg_mask_index, return_details=False, num_frames=None
+    ):
         """The joint objective from two independently masked copies, in one encoder call.
 
         Running both copies as one batch of 2B clips computes exactly what the
@@ -151,6 +179,8 @@ class SSASTPretrainModel(nn.Module):
             ``(B, M)`` masks of the two passes.
         return_details : bool
             Also return the per-pass outputs under ``mpc`` and ``mpg``.
+        num_frames : torch.Tensor, optional
+            ``(B,)`` real frames per clip; required when ``padding_aware``.
 
         Returns
         -------
@@ -158,17 +188,24 @@ class SSASTPretrainModel(nn.Module):
             ``loss``, ``nce``, ``acc``, ``mse`` (and the details on request).
         """
         targets = self.targets(spectrogram)
+        mpc_keep = mpg_keep = None
+        if self.padding_aware:
+            if num_frames is None:
+                raise ValueError("A padding-aware model needs num_frames (real frames per clip)")
+            (mpc_mask_index, mpc_keep), (mpg_mask_index, mpg_keep) = self.restrict_to_audio(
+                num_frames, mpc_mask_index, mpg_mask_index
+            )
         if self.single_pass:
             hidden = self.encoder(spectrogram, mpc_mask_index, self.mask_embed)
-            mpc = self._mpc_outputs(hidden, targets, mpc_mask_index)
-            mpg = self._mpg_outputs(hidden, targets, mpc_mask_index)
+            mpc = self._mpc_outputs(hidden, targets, mpc_mask_index, mpc_keep)
+            mpg = self._mpg_outputs(hidden, targets, mpc_mask_index, mpc_keep)
         else:
             batch = spectrogram.shape[0]
             both = torch.cat((spectrogram, spectrogram))
             masks = torch.cat((mpc_mask_index, mpg_mask_index))
             hidden = self.encoder(both, masks, self.mask_embed)
-            mpc = self._mpc_outputs(hidden[:batch], targets, mpc_mask_index)
-            mpg = self._mpg_outputs(hidden[batch:], targets, mpg_mask_index)
+            mpc = self._mpc_outputs(hidden[:batch], targets, mpc_mask_index, mpc_keep)
+            mpg = self._mpg_outputs(hidden[batch:], targets, mpg_mask_index, mpg_keep)
         out = {
             "loss": joint_loss(mpc["nce"], mpg["mse"], self.mpg_weight),
             "nce": mpc["nce"],
@@ -292,7 +329,13 @@ class LayerWeightedClassifier(nn.Module):
 
 
 def adapt_encoder(
-    encoder, fstride=None, tstride=None, input_tdim=None, input_fdim=None, method="original"
+    encoder,
+    fstride=None,
+    tstride=None,
+    input_tdim=None,
+    input_fdim=None,
+    method="original",
+    variable_length=None,
 ):
     """A copy of a pretrained encoder moved to a new stride and input size.
 
@@ -310,6 +353,8 @@ def adapt_encoder(
     method : str
         ``original`` reproduces the original fine-tuning code and its quirks;
         ``resize`` is a plain bilinear resize to any grid.
+    variable_length : bool, optional
+        Accept inputs shorter than ``input_tdim`` (see :class:`~ssast_sb.encoder.EncoderConfig`).
 
     Returns
     -------
@@ -327,7 +372,11 @@ def adapt_encoder(
     changes = {
         name: value
         for name, value in dict(
-            fstride=fstride, tstride=tstride, input_tdim=input_tdim, input_fdim=input_fdim
+            fstride=fstride,
+            tstride=tstride,
+            input_tdim=input_tdim,
+            input_fdim=input_fdim,
+            variable_length=variable_length,
         ).items()
         if value is not None
     }

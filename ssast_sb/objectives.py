@@ -98,7 +98,7 @@ def gather_tokens(tokens, index):
     return tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
 
 
-def info_nce(predictions, targets, direction="code"):
+def info_nce(predictions, targets, direction="code", keep=None):
     """InfoNCE over the masked patches of each clip, and its accuracy.
 
     Arguments
@@ -112,6 +112,10 @@ def info_nce(predictions, targets, direction="code"):
         log-softmax along predictions, accuracy = column argmax of the
         row-softmaxed scores. ``paper``: softmax along targets for each
         prediction (Eq. 1), accuracy = the matching argmax.
+    keep : torch.Tensor, optional
+        ``(B, M)`` bool (padding-aware pretraining, :mod:`ssast_sb.padding`):
+        positions flagged False are neither candidates nor counted in the loss
+        and accuracy. None (the original) uses every position.
 
     Returns
     -------
@@ -134,18 +138,52 @@ def info_nce(predictions, targets, direction="code"):
         scores = scores.transpose(1, 2)  # rows are predictions, softmax over targets
     elif direction != "code":
         raise ValueError(f"Unknown InfoNCE direction {direction!r}; use 'code' or 'paper'")
+    if keep is not None:
+        # Dropped positions are no candidates; a large finite value keeps empty rows finite.
+        scores = scores.masked_fill(~keep.unsqueeze(1), -1e9)
     log_probs = scores.log_softmax(dim=-1)
-    nce = -log_probs.diagonal(dim1=1, dim2=2).mean()
     identity = torch.arange(scores.shape[1], device=scores.device)
     if direction == "code":
         # The original takes the argmax over dim 0 of the row-softmaxed matrix (spec c.2).
-        matched = scores.softmax(dim=-1).argmax(dim=1) == identity
+        probs = scores.softmax(dim=-1)
+        if keep is not None:
+            probs = probs.masked_fill(~keep.unsqueeze(2), -1.0)
+        matched = probs.argmax(dim=1) == identity
     else:
         matched = scores.argmax(dim=-1) == identity
-    return nce, matched.float().mean()
+    losses = -log_probs.diagonal(dim1=1, dim2=2)
+    if keep is None:
+        return losses.mean(), matched.float().mean()
+    return masked_mean(losses, keep), masked_mean(matched.float(), keep)
 
 
-def patch_mse(predictions, targets):
+def masked_mean(values, keep):
+    """Mean of ``values`` where ``keep`` is True (0 when nothing is kept).
+
+    Arguments
+    ---------
+    values : torch.Tensor
+        ``(B, M)`` or ``(B, M, P)``.
+    keep : torch.Tensor
+        ``(B, M)`` bool.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+
+    Example
+    -------
+    >>> masked_mean(torch.tensor([[1.0, 3.0, 9.0]]), torch.tensor([[True, True, False]]))
+    tensor(2.)
+    """
+    weights = keep.to(values.dtype)
+    if values.dim() == 3:
+        weights = weights.unsqueeze(-1).expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def patch_mse(predictions, targets, keep=None):
     """Mean squared error over every value of every masked patch.
 
     Arguments
@@ -154,18 +192,21 @@ def patch_mse(predictions, targets):
         ``(B, M, P)`` outputs of the generative head.
     targets : torch.Tensor
         ``(B, M, P)`` true patches.
+    keep : torch.Tensor, optional
+        ``(B, M)`` bool: average only over these patches (padding-aware).
 
     Returns
     -------
     torch.Tensor
-        Scalar, averaged over ``B * M * P``.
+        Scalar, averaged over ``B * M * P`` (or the kept patches' values).
 
     Example
     -------
     >>> patch_mse(torch.zeros(1, 2, 3), torch.ones(1, 2, 3))
     tensor(1.)
     """
-    return (predictions.float() - targets.float()).pow(2).mean()
+    squared = (predictions.float() - targets.float()).pow(2)
+    return squared.mean() if keep is None else masked_mean(squared, keep)
 
 
 def joint_loss(nce, mse, mpg_weight=MPG_WEIGHT):

@@ -85,3 +85,20 @@ def test_adapt_encoder_keeps_weights_and_changes_stride():
     assert classifier(torch.randn(2, 128, 128)).shape == (2, 35)
     with pytest.raises(ValueError, match="adaptation method"):
         adapt_encoder(pre, method="nearest")
+
+
+def test_variable_length_input_equals_an_encoder_built_for_that_length():
+    torch.manual_seed(0)
+    config = EncoderConfig(embed_dim=16, depth=2, num_heads=2, input_tdim=64, variable_length=True)
+    encoder = SSASTEncoder(config).eval()
+    short = SSASTEncoder(EncoderConfig(embed_dim=16, depth=2, num_heads=2, input_tdim=32)).eval()
+    state = encoder.state_dict()
+    pos = state["pos_embed"]
+    patches = pos[:, 2:].view(1, 8, 4, 16)[:, :, :2].reshape(1, 16, 16)
+    short.load_state_dict({**state, "pos_embed": torch.cat((pos[:, :2], patches), dim=1)})
+    x = torch.randn(2, 32, 128)
+    assert torch.allclose(encoder(x), short(x), atol=1e-6)
+    with pytest.raises(ValueError, match="at least one patch"):
+        encoder(torch.randn(1, 8, 128))
+    with pytest.raises(ValueError, match="built for 64 frames"):
+        encoder(torch.randn(1, 80, 128))

@@ -570,3 +570,42 @@ def test_emodb_emotion_learns_from_scratch(shared_dir, tmp_path):
     print(f"EmoDB emotion: valid {valid:.3f}, test {test:.3f} (chance 0.143) in {seconds:.0f} s")
     # Measured: valid 0.60, test 0.33.
     assert valid >= 0.3 and test >= 0.22
+
+
+def test_variable_length_recipe_with_duration_batches(shared_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    build_voxceleb(shared_dir, data)
+    output = tmp_path / "out"
+    options = [
+        "--target_frames", "300", "--grad_accumulation_factor", "1",
+        "--variable_length", "True",
+        "--dynamic_batching", "{max_batch_length_s: 8, num_buckets: 3}",
+    ]  # fmt: skip
+    result = _run_recipe("voxceleb", "voxceleb.yaml", data, output, options)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    results = json.loads((output / "results.json").read_text())
+    assert 0.0 <= results["test"]["acc"] <= 1.0
+
+
+def test_duration_batches_hold_similar_clips_under_the_audio_limit():
+    from speechbrain.dataio.dataset import DynamicItemDataset
+
+    from ssast_sb.brains.finetune_runner import duration_batches
+
+    durations = [0.5, 0.6, 0.55, 3.0, 3.2, 2.9, 1.5, 1.4, 6.0, 0.7]
+    dataset = DynamicItemDataset({f"u{i}": {"duration": str(d)} for i, d in enumerate(durations)})
+    options = duration_batches(
+        dataset,
+        {"dynamic_batching": {"max_batch_length_s": 6.5, "num_buckets": 3}, "seed": 0},
+        {"batch_size": 4, "shuffle": True, "num_workers": 0},
+        shuffle=True,
+    )
+    assert "batch_size" not in options and "shuffle" not in options
+    batches = list(options["batch_sampler"])
+    assert sorted(i for batch in batches for i in batch) == list(range(len(durations)))
+    for batch in batches:
+        lengths = [durations[i] for i in batch]
+        # SpeechBrain's sampler bounds the padded length: clips x the bucket's longest.
+        assert len(batch) == 1 or len(batch) * max(lengths) <= 6.5 * 1.01
+        assert not (max(lengths) >= 2.9 and min(lengths) < 1.0)  # long and short apart

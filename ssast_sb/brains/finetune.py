@@ -161,7 +161,7 @@ class ClassifierBrain(sb.core.Brain):
             if train:
                 fbank = augmentation.augment_features(fbank, generator)
             features.append(fbank)
-        return torch.stack(features)
+        return frontend.stack(features)
 
     def compute_forward(self, batch, stage):
         """Returns logits and the (possibly mixed) targets."""

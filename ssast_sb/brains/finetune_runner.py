@@ -14,7 +14,7 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+from speechbrain.dataio.sampler import DynamicBatchSampler, ReproducibleWeightedRandomSampler
 from speechbrain.utils.epoch_loop import EpochCounter
 from speechbrain.utils.train_logger import FileTrainLogger
 
@@ -67,6 +67,7 @@ def build_encoder(hparams):
             hparams["tstride"],
             hparams["target_frames"],
             method=hparams.get("pos_embed_adaptation", "original"),
+            variable_length=hparams.get("variable_length", False),
         )
     config = EncoderConfig.from_names(
         hparams["model_size"],
@@ -74,6 +75,7 @@ def build_encoder(hparams):
         fstride=hparams["fstride"],
         tstride=hparams["tstride"],
         input_tdim=hparams["target_frames"],
+        variable_length=hparams.get("variable_length", False),
     )
     return SSASTEncoder(config)
 
@@ -153,6 +155,10 @@ def train_loader_options(hparams, train_set, loader):
     dict
         Loader options for ``Brain.fit``.
     """
+    if hparams.get("dynamic_batching"):
+        if hparams.get("balanced_sampling", False):
+            raise ValueError("Choose dynamic_batching or balanced_sampling, not both")
+        return duration_batches(train_set, hparams, loader, shuffle=True)
     if not hparams.get("balanced_sampling", False):
         return dict(loader, shuffle=True, drop_last=False)
     separator = hparams["label_separator"] if hparams["multi_label"] else None
@@ -164,6 +170,53 @@ def train_loader_options(hparams, train_set, loader):
         balanced_weights(labels), num_samples=len(labels), replacement=True, seed=hparams["seed"]
     )
     return dict(loader, sampler=sampler, drop_last=False)
+
+
+def duration_batches(dataset, hparams, loader, shuffle):
+    """Loader options with SpeechBrain's ``DynamicBatchSampler``: batches of similar duration.
+
+    Each batch holds at most ``dynamic_batching["max_batch_length_s"]`` seconds
+    of audio (from the manifest's ``duration``), drawn from
+    ``dynamic_batching["num_buckets"]`` duration buckets, so short clips come in
+    large batches and little of a batch is padding (with ``variable_length``).
+
+    Arguments
+    ---------
+    dataset : DynamicItemDataset
+        With a ``duration`` column.
+    hparams : dict
+        ``dynamic_batching`` (``max_batch_length_s``, optional ``num_buckets``,
+        default 10) and ``seed``.
+    loader : dict
+        Common loader options; ``batch_size``, ``shuffle`` and ``drop_last`` are
+        replaced by the sampler.
+    shuffle : bool
+        Random batch order (training) or ascending duration (evaluation).
+
+    Returns
+    -------
+    dict
+        Loader options with ``batch_sampler``.
+    """
+    options = hparams["dynamic_batching"]
+    sampler = DynamicBatchSampler(
+        dataset,
+        max_batch_length=float(options["max_batch_length_s"]),
+        num_buckets=int(options.get("num_buckets", 10)),
+        length_func=lambda row: float(row["duration"]),
+        shuffle=shuffle,
+        batch_ordering="random" if shuffle else "ascending",
+        seed=hparams["seed"],
+    )
+    kept = {k: v for k, v in loader.items() if k not in ("batch_size", "shuffle", "drop_last")}
+    return dict(kept, batch_sampler=sampler)
+
+
+def eval_loader_options(hparams, dataset, loader):
+    """Evaluation loader options: fixed batches, or duration batches with ``dynamic_batching``."""
+    if hparams.get("dynamic_batching"):
+        return duration_batches(dataset, hparams, loader, shuffle=False)
+    return loader
 
 
 def build_datasets(hparams, manifests, folder):
@@ -268,7 +321,7 @@ def run_fold(hparams, run_opts, manifests, folder):
         datasets["train"],
         datasets["valid"],
         train_loader_kwargs=train_loader_options(hparams, datasets["train"], loader),
-        valid_loader_kwargs=loader,
+        valid_loader_kwargs=eval_loader_options(hparams, datasets["valid"], loader),
     )
     key = brain.selection_key
     best = brain.checkpointer.find_checkpoint(max_key=key)
@@ -276,13 +329,17 @@ def run_fold(hparams, run_opts, manifests, folder):
     if window:
         # The original averages the epoch models wa_start..wa_end (AudioSet, spec d.1).
         model.load_state_dict(average_epoch_states(folder / "epoch_states", *window))
-        brain.evaluate(datasets["valid"], test_loader_kwargs=loader)
+        brain.evaluate(
+            datasets["valid"],
+            test_loader_kwargs=eval_loader_options(hparams, datasets["valid"], loader),
+        )
         results["valid_weight_averaged"] = brain.last_eval_stats
     if "test" in datasets:
+        test_loader = eval_loader_options(hparams, datasets["test"], loader)
         if window:
-            brain.evaluate(datasets["test"], test_loader_kwargs=loader)
+            brain.evaluate(datasets["test"], test_loader_kwargs=test_loader)
         else:
-            brain.evaluate(datasets["test"], max_key=key, test_loader_kwargs=loader)
+            brain.evaluate(datasets["test"], max_key=key, test_loader_kwargs=test_loader)
         results["test"] = brain.last_eval_stats
         if not hparams["multi_label"] and sb.utils.distributed.if_main_process():
             write_class_report(brain, label_encoder, folder)

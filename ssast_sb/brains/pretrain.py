@@ -34,7 +34,12 @@ from ssast_sb.brains.common import (
 )
 from ssast_sb.checkpoints import export_original, save_speechbrain_checkpoint
 from ssast_sb.data.pretraining import prepare_pretraining_data
-from ssast_sb.dataio import SkippingPaddedBatch, fbank_pipeline, manifest_dataset
+from ssast_sb.dataio import (
+    SkippingPaddedBatch,
+    cropped_fbank_pipeline,
+    fbank_pipeline,
+    manifest_dataset,
+)
 from ssast_sb.fileio import save_atomic
 from ssast_sb.masking import draw_mask
 from ssast_sb.models import SSASTPretrainModel
@@ -91,11 +96,12 @@ class MSPMBrain(sb.core.Brain):
         )
 
     def compute_forward(self, batch, stage):
-        """Draws two masks and runs both MSPM passes."""
+        """Draws two masks and runs both MSPM passes (padding-aware when the model is)."""
         batch = batch.to(self.device)
         features, _ = batch.fbank
         mpc_mask, mpg_mask = self._masks(features.shape[0], stage)
-        return self.modules.model(features, mpc_mask, mpg_mask)
+        num_frames = batch.num_frames if self.model.padding_aware else None
+        return self.modules.model(features, mpc_mask, mpg_mask, num_frames=num_frames)
 
     def compute_objectives(self, predictions, batch, stage):
         """Returns the joint loss and records nce, mse and MPC accuracy."""
@@ -225,11 +231,17 @@ def run_pretraining(hparams, run_opts, manifests):
     tuple
         The Brain and the exported paths.
     """
-    pipeline = fbank_pipeline(hparams["frontend"], hparams["on_bad_audio"])
-    datasets = {
-        split: manifest_dataset(path, [pipeline], ["id", "fbank"])
-        for split, path in manifests.items()
-    }
+    datasets = {}
+    for split, path in manifests.items():
+        if hparams["model"].padding_aware:
+            pipeline = cropped_fbank_pipeline(
+                hparams["frontend"], hparams["on_bad_audio"], random_crop=split == "train"
+            )
+            keys = ["id", "fbank", "num_frames"]
+        else:
+            pipeline = fbank_pipeline(hparams["frontend"], hparams["on_bad_audio"])
+            keys = ["id", "fbank"]
+        datasets[split] = manifest_dataset(path, [pipeline], keys)
     brain = MSPMBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
