@@ -27,6 +27,10 @@ Examples::
     python benchmarks/bench_pretrain_step.py --size tiny --shape patch --tdim 1024 \
         --batch 2 --threads 2 --reps 7 --mode faithful --precision fp32
     python benchmarks/bench_pretrain_step.py --compare --size tiny --tdim 1024 --batch 2 --reps 5
+    python benchmarks/bench_pretrain_step.py --compare --modes faithful,faithful+compile --size base
+
+A ``+compile`` suffix on a mode runs the model through ``torch.compile`` (what
+SpeechBrain's ``--compile`` run option does to a recipe's modules).
 """
 
 import argparse
@@ -66,7 +70,11 @@ def parse_args(argv=None):
         default=None,
         help="masked patches (default: 400 of 512, scaled to the grid)",
     )
-    parser.add_argument("--mode", default="faithful", choices=MODES)
+    parser.add_argument(
+        "--mode",
+        default="faithful",
+        help=f"one of {MODES}; a '+compile' suffix runs the model through torch.compile",
+    )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--decoder-dim", type=int, default=None, help="mae: decoder width")
@@ -84,10 +92,16 @@ def parse_args(argv=None):
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
-    unknown = sorted(set(args.modes) - set(MODES))
+    unknown = sorted(mode for mode in {args.mode, *args.modes} if not valid_mode(mode))
     if unknown:
-        parser.error(f"unknown modes {unknown}; choose from {list(MODES)}")
+        parser.error(f"unknown modes {unknown}; choose from {list(MODES)}, optionally +compile")
     return args
+
+
+def valid_mode(mode):
+    """Whether ``mode`` is one of :data:`MODES`, optionally with a ``+compile`` suffix."""
+    base, _, suffix = mode.partition("+")
+    return base in MODES and suffix in ("", "compile")
 
 
 def default_num_masked(config):
@@ -222,6 +236,7 @@ class StepRunner:
 
     def __init__(self, args, mode):
         torch.manual_seed(0)
+        mode, _, suffix = mode.partition("+")
         self.device = args.device
         self.batch = args.batch
         self.config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
@@ -229,6 +244,8 @@ class StepRunner:
         self.model = build_model(
             mode, self.config, self.num_masked, args.decoder_dim, args.decoder_depth
         ).to(args.device)
+        # torch.compile (inductor) is an option of SpeechBrain's Brain (--compile) too.
+        self.forward = torch.compile(self.model) if suffix == "compile" else self.model
         self.spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
         self.generator = torch.Generator(device=args.device).manual_seed(0)
         self.precision = args.precision
@@ -243,7 +260,7 @@ class StepRunner:
         start = time.perf_counter()
         masks = self.model.draw_masks(self.batch, self.generator, self.device)
         with autocast_context(self.precision, self.device):
-            loss = self.model(self.spectrogram, *masks)["loss"]
+            loss = self.forward(self.spectrogram, *masks)["loss"]
         loss.backward()
         self.model.zero_grad(set_to_none=True)
         sync(self.device)

@@ -108,9 +108,21 @@ def parse_args(argv=None):
     ft = parser.add_argument_group("fine-tuning")
     ft.add_argument("--ft-steps", type=int, default=200)
     ft.add_argument("--ft-batch", type=int, default=16)
-    ft.add_argument("--ft-lr", type=float, default=2e-4)
+    ft.add_argument("--ft-lr", type=float, default=5e-4, help="pretrained twin")
     ft.add_argument("--ft-head-lr-scale", type=float, default=10.0)
-    ft.add_argument("--layer-decay", type=float, default=0.75)
+    ft.add_argument("--layer-decay", type=float, default=0.75, help="pretrained twin")
+    ft.add_argument(
+        "--scratch-layer-decay",
+        type=float,
+        default=1.0,
+        help="scratch twin (a random encoder has nothing to protect: one rate for all layers)",
+    )
+    ft.add_argument(
+        "--scratch-lr",
+        type=float,
+        default=2e-4,
+        help="scratch twin (its best of 2e-4, 5e-4, 1e-3 on FSDD digits and EmoDB at k=10)",
+    )
     ft.add_argument("--ft-tstride", type=int, default=None, help="default: the patch width")
     ft.add_argument("--freqm", type=int, default=24)
     ft.add_argument("--timem", type=int, default=16)
@@ -248,9 +260,9 @@ def finetune_run(args, pretrained, splits, num_classes, k, seed, from_pretrained
         train_y[chosen],
         args.ft_steps,
         batch_size=args.ft_batch,
-        lr=args.ft_lr,
+        lr=args.ft_lr if from_pretrained else args.scratch_lr,
         head_lr_scale=args.ft_head_lr_scale,
-        layer_decay=args.layer_decay,
+        layer_decay=args.layer_decay if from_pretrained else args.scratch_layer_decay,
         freq_width=args.freqm,
         time_width=args.timem,
         seed=seed,

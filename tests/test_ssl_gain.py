@@ -1,0 +1,92 @@
+"""The small-scale protocol (benchmarks/ssl_gain.py) and its building blocks."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssast_sb.budget_pretrain import pretrain_for_minutes
+from ssast_sb.clip_bank import ClipBank
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+from ssast_sb.fewshot import finetune_classifier, k_shot_indices, layerwise_param_groups
+from ssast_sb.frontend import SSASTFbank
+from ssast_sb.models import SSASTClassifier, SSASTPretrainModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _small_frame_encoder(tdim=32, depth=2):
+    config = EncoderConfig.from_names("tiny", "frame", input_tdim=tdim, depth=depth)
+    return SSASTEncoder(config)
+
+
+def test_k_shot_draws_k_per_class_and_differs_by_seed():
+    labels = torch.arange(60) % 6
+    first, second = k_shot_indices(labels, 3, seed=0), k_shot_indices(labels, 3, seed=1)
+    assert torch.bincount(labels[first]).tolist() == [3] * 6
+    assert not torch.equal(first, second)
+    assert len(k_shot_indices(labels, None)) == 60
+
+
+def test_layer_decay_covers_every_parameter_once():
+    classifier = SSASTClassifier(_small_frame_encoder(), 4)
+    groups = layerwise_param_groups(classifier, 1e-3, 0.5, 10.0)
+    ids = [id(p) for group in groups for p in group["params"]]
+    assert len(ids) == len(set(ids)) == len(list(classifier.parameters()))
+    rates = [group["lr"] for group in groups]
+    assert max(rates) == pytest.approx(1e-2) and min(rates) == pytest.approx(1e-3 * 0.5**3)
+
+
+def test_budgeted_pretraining_stops_on_the_clock_and_records_the_curve():
+    torch.manual_seed(0)
+    bank = ClipBank([torch.randn(int(n), 128) for n in torch.randint(10, 60, (24,))], SSASTFbank())
+    model = SSASTPretrainModel(_small_frame_encoder(), num_masked=8, padding_aware=True)
+    curve = pretrain_for_minutes(
+        model, bank, 0.05, 32, batch_size=8, valid=(bank, list(range(8))), eval_every_minutes=0.02,
+        log=lambda line: None,
+    )  # fmt: skip
+    assert curve[0]["minutes"] == 0 and curve[-1]["step"] > 0
+    assert 0.05 <= curve[-1]["minutes"] < 0.2
+    assert all({"acc", "mse", "train_loss"} <= set(point) for point in curve)
+
+
+def test_fewshot_finetuning_fits_separable_clips():
+    torch.manual_seed(0)
+    labels = torch.arange(24) % 3
+    features = torch.randn(24, 32, 128) * 0.1 + labels.view(-1, 1, 1).float()
+    classifier = SSASTClassifier(_small_frame_encoder(depth=1), 3)
+    losses = finetune_classifier(classifier, features, labels, steps=30, batch_size=8, lr=1e-3)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.slow
+def test_ssl_gain_benchmark_runs_end_to_end(shared_dir, tmp_path):
+    output = tmp_path / "out"
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "ssl_gain.py"),
+        "--data", str(shared_dir / "data"), "--output", str(output),
+        "--minutes", "0.15", "--eval-every", "0.05", "--tasks", "fsdd_speakers",
+        "--shots", "5", "--seeds", "0", "--ft-steps", "8",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| fsdd_speakers | 5 |" in result.stdout
+    table = (output / "results.md").read_text()
+    assert "probe pretrained" in table and "Command: `python benchmarks/ssl_gain.py" in table
+    with open(output / "curve.csv", newline="") as handle:
+        curve = list(csv.DictReader(handle))
+    assert len(curve) >= 3 and float(curve[-1]["minutes"]) >= 0.15
+    assert (output / "curve.png").stat().st_size > 0
+    saved = json.loads((output / "results.json").read_text())
+    assert len(saved["results"][0]["scratch"]) == 1
+    # The pretrained encoder is saved and can be reused without pretraining again.
+    reuse = command[:-12] + ["--pretrained", str(output / "pretrained_encoder.pt")]
+    reuse += ["--tasks", "fsdd_speakers", "--shots", "5", "--seeds", "0", "--ft-steps", "4"]
+    reuse[reuse.index("--output") + 1] = str(tmp_path / "reuse")
+    again = subprocess.run(reuse, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "pool:" not in again.stdout
