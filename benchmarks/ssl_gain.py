@@ -105,6 +105,11 @@ def parse_args(argv=None):
     pre.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
     pre.add_argument("--mpg-weight", type=float, default=10.0)
     pre.add_argument("--eval-every", type=float, default=2.0, help="curve point every N minutes")
+    pre.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="save the encoder at every curve point (snapshots/, reusable with --pretrained)",
+    )
     ft = parser.add_argument_group("fine-tuning")
     ft.add_argument("--ft-steps", type=int, default=200)
     ft.add_argument("--ft-batch", type=int, default=16)
@@ -188,6 +193,15 @@ def pretrain(args, log):
         return encoder, saved.get("curve", [])
     torch.manual_seed(0)
     model = build_pretrain_model(args)
+    snapshots = []
+
+    def save_snapshot(point, model):
+        snapshots.append(point)
+        folder = args.output / "snapshots"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"encoder_{point['minutes']:05.1f}min.pt"
+        save_encoder(model.encoder, path, snapshots, args)
+
     train_paths, held_out = pool_paths(args)
     log(f"pool: {len(train_paths)} clips; held-out curve: {len(held_out)} clips")
     bank = ClipBank.from_files(train_paths)
@@ -206,8 +220,14 @@ def pretrain(args, log):
         valid=valid,
         eval_every_minutes=args.eval_every,
         log=lambda line: log("pretrain " + line),
+        on_record=save_snapshot if args.snapshots else None,
     )
-    encoder = model.encoder
+    save_encoder(model.encoder, args.output / "pretrained_encoder.pt", curve, args)
+    return model.encoder, curve
+
+
+def save_encoder(encoder, path, curve, args):
+    """The encoder, its config, the curve so far and the arguments, written atomically."""
     save_atomic(
         {
             "config": vars(encoder.config),
@@ -215,9 +235,8 @@ def pretrain(args, log):
             "curve": curve,
             "args": {k: str(v) for k, v in vars(args).items()},
         },
-        args.output / "pretrained_encoder.pt",
+        path,
     )
-    return encoder, curve
 
 
 def load_task(args, name):

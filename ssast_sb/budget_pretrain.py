@@ -107,6 +107,7 @@ def pretrain_for_minutes(
     eval_every_minutes=2.0,
     seed=0,
     log=print,
+    on_record=None,
 ):
     """Pretrains ``model`` on random crops of ``bank`` until ``minutes`` of training pass.
 
@@ -142,6 +143,9 @@ def pretrain_for_minutes(
         Order, crops and masks.
     log : callable
         Receives one line per evaluation.
+    on_record : callable, optional
+        Called as ``on_record(point, model)`` after each curve point (e.g. to
+        save a snapshot of the encoder).
 
     Returns
     -------
@@ -164,6 +168,8 @@ def pretrain_for_minutes(
             point.update(evaluate_mspm(model, valid[0], valid[1], target_frames, seed=seed))
         curve.append(point)
         recent.clear()
+        if on_record is not None:
+            on_record(point, model)
         log(
             " ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items()

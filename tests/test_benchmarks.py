@@ -114,3 +114,20 @@ def test_inference_fp32_and_bf16_in_one_run():
         result["fp32"]["median_s"] / result["bf16"]["median_s"], rel=0.01
     )
     assert sum(line.startswith("rep ") for line in lines) == 2
+
+
+def test_matmul_rates_per_precision():
+    lines, result = _run("bench_matmul.py", "--width", "64", "--rows", "128", "--threads", "1")
+    assert set(result["gflops_per_s"]) == {"fp32", "bf16", "fp16"}
+    assert all(rate > 0 for rate in result["gflops_per_s"].values())
+    assert "avx512_bf16" in result and any(line.startswith("bf16:") for line in lines)
+
+
+@pytest.mark.slow
+def test_pretrain_step_compiled_mode_in_a_comparison():
+    lines, result = _run(
+        "bench_pretrain_step.py", *TINY, "--reps", "1", "--warmup", "1", "--compare",
+        "--modes", "faithful,faithful+compile",
+    )  # fmt: skip
+    assert set(result["speedup"]) == {"faithful", "faithful+compile"}
+    assert any(line.startswith("faithful / faithful+compile") for line in lines)

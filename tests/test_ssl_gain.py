@@ -66,11 +66,11 @@ def test_fewshot_finetuning_fits_separable_clips():
 @pytest.mark.slow
 def test_ssl_gain_benchmark_runs_end_to_end(shared_dir, tmp_path):
     output = tmp_path / "out"
-    command = [
-        sys.executable, str(ROOT / "benchmarks" / "ssl_gain.py"),
-        "--data", str(shared_dir / "data"), "--output", str(output),
-        "--minutes", "0.15", "--eval-every", "0.05", "--tasks", "fsdd_speakers",
-        "--shots", "5", "--seeds", "0", "--ft-steps", "8",
+    script = [sys.executable, str(ROOT / "benchmarks" / "ssl_gain.py")]
+    script += ["--data", str(shared_dir / "data")]
+    command = script + [
+        "--output", str(output), "--minutes", "0.15", "--eval-every", "0.05", "--snapshots",
+        "--tasks", "fsdd_speakers", "--shots", "5", "--seeds", "0", "--ft-steps", "8",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -84,9 +84,10 @@ def test_ssl_gain_benchmark_runs_end_to_end(shared_dir, tmp_path):
     saved = json.loads((output / "results.json").read_text())
     assert len(saved["results"][0]["scratch"]) == 1
     # The pretrained encoder is saved and can be reused without pretraining again.
-    reuse = command[:-12] + ["--pretrained", str(output / "pretrained_encoder.pt")]
+    snapshots = sorted((output / "snapshots").glob("encoder_*min.pt"))
+    assert len(snapshots) == len(curve)
+    reuse = script + ["--pretrained", str(snapshots[1]), "--output", str(tmp_path / "reuse")]
     reuse += ["--tasks", "fsdd_speakers", "--shots", "5", "--seeds", "0", "--ft-steps", "4"]
-    reuse[reuse.index("--output") + 1] = str(tmp_path / "reuse")
     again = subprocess.run(reuse, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "pool:" not in again.stdout
