@@ -199,7 +199,7 @@ def pretrain(args, log):
         snapshots.append(point)
         folder = args.output / "snapshots"
         folder.mkdir(exist_ok=True)
-        path = folder / f"encoder_{point['minutes']:05.1f}min.pt"
+        path = folder / f"encoder_step{point['step']:06d}_{point['minutes']:.2f}min.pt"
         save_encoder(model.encoder, path, snapshots, args)
 
     train_paths, held_out = pool_paths(args)

@@ -217,6 +217,7 @@ compute_features: !new:ssast_sb.inference.FbankFeatures
     target_frames: {frontend.target_frames}
     mean: {frontend.mean}
     std: {frontend.std}
+    variable_length: {_yaml_value(frontend.variable_length)}
 mean_var_norm: !new:ssast_sb.inference.PassThrough
 
 encoder: !new:ssast_sb.encoder.SSASTEncoder

@@ -131,3 +131,11 @@ def test_pretrain_step_compiled_mode_in_a_comparison():
     )  # fmt: skip
     assert set(result["speedup"]) == {"faithful", "faithful+compile"}
     assert any(line.startswith("faithful / faithful+compile") for line in lines)
+
+
+def test_profile_splits_the_step_into_matmuls_and_the_rest():
+    lines, result = _run(
+        "profile_step.py", "--size", "tiny", "--tdim", "64", "--batch", "1", "--threads", "1"
+    )
+    assert 0.0 < result["matmul_share"] < 1.0 and result["self_s"] > 0
+    assert lines[0].startswith("step self time")

@@ -580,12 +580,25 @@ def test_variable_length_recipe_with_duration_batches(shared_dir, tmp_path):
     options = [
         "--target_frames", "300", "--grad_accumulation_factor", "1",
         "--variable_length", "True",
-        "--dynamic_batching", "{max_batch_length_s: 8, num_buckets: 3}",
+        "--dynamic_batching", "True", "--max_batch_length_s", "8", "--num_buckets", "3",
     ]  # fmt: skip
     result = _run_recipe("voxceleb", "voxceleb.yaml", data, output, options)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     results = json.loads((output / "results.json").read_text())
     assert 0.0 <= results["test"]["acc"] <= 1.0
+    # The inference folder keeps the variable-length frontend and encoder.
+    from ssast_sb.inference import SSASTAudioClassifier
+
+    folder = output / "inference"
+    assert (folder / "hyperparams.yaml").read_text().count("variable_length: True") == 2
+    classifier = SSASTAudioClassifier.from_hparams(
+        source=str(folder), savedir=str(tmp_path / "loaded")
+    )
+    wavs = torch.randn(2, 32000) * 0.1
+    probabilities = classifier.classify_batch(wavs, torch.tensor([1.0, 0.4]))[0]
+    assert probabilities.shape[0] == 2 and torch.isfinite(probabilities).all()
+    features = classifier.mods.compute_features(wavs[:1, :8000])
+    assert features.shape[1] < 300  # padded to the clip, not to target_frames
 
 
 def test_duration_batches_hold_similar_clips_under_the_audio_limit():
@@ -597,7 +610,7 @@ def test_duration_batches_hold_similar_clips_under_the_audio_limit():
     dataset = DynamicItemDataset({f"u{i}": {"duration": str(d)} for i, d in enumerate(durations)})
     options = duration_batches(
         dataset,
-        {"dynamic_batching": {"max_batch_length_s": 6.5, "num_buckets": 3}, "seed": 0},
+        {"dynamic_batching": True, "max_batch_length_s": 6.5, "num_buckets": 3, "seed": 0},
         {"batch_size": 4, "shuffle": True, "num_workers": 0},
         shuffle=True,
     )

@@ -164,21 +164,28 @@ def test_killed_run_resumes_without_lost_or_repeated_steps(shared_dir, tmp_path)
 def test_small_scale_padding_aware_recipe_learns_on_short_clips(shared_dir, tmp_path):
     # hparams/pretrain_small.yaml: 1.28 s inputs, but KLettres/FSDD clips are mostly
     # shorter, so most of each input is padding that the padding-aware model ignores.
+    # Training: KLettres + 600 FSDD training clips; validation: 48 FSDD valid clips.
     data = shared_dir / "data"
-    valid = tmp_path / "valid"
-    valid.mkdir()
     with open(data / "kws_sid_fsdd" / "manifest.csv", encoding="utf-8") as stream:
-        rows = [row for row in csv.DictReader(stream) if row["split"] == "valid"][:48]
-    for row in rows:
-        (valid / Path(row["path"]).name).symlink_to(data / "kws_sid_fsdd" / row["path"])
+        rows = list(csv.DictReader(stream))
+    chosen = {
+        "train": [row for row in rows if row["split"] == "train"][:600],
+        "valid": [row for row in rows if row["split"] == "valid"][:48],
+    }
+    for split, split_rows in chosen.items():
+        (tmp_path / split).mkdir()
+        for row in split_rows:
+            link = tmp_path / split / Path(row["path"]).name
+            link.symlink_to(data / "kws_sid_fsdd" / row["path"])
+    valid = tmp_path / "valid"
     command = [sys.executable, str(RECIPE), str(ROOT / "hparams" / "pretrain_small.yaml")]
     options = {
         "output_folder": tmp_path / "run",
-        "extra_sources": f"[{data / 'pretrain_klettres' / 'audio'}]",
+        "extra_sources": f"[{data / 'pretrain_klettres' / 'audio'}, {tmp_path / 'train'}]",
         "valid_source": valid,
         "num_workers": 0,
-        "steps_per_epoch": 25,
-        "number_of_epochs": 3,
+        "steps_per_epoch": 50,
+        "number_of_epochs": 4,
         "batch_size": 16,
         "warmup_steps": 20,
         "warmup_interval": 5,
@@ -189,9 +196,10 @@ def test_small_scale_padding_aware_recipe_learns_on_short_clips(shared_dir, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     log = read_train_log(tmp_path / "run" / "train_log.txt")
     print([(round(r["valid acc"], 4), round(r["valid loss"], 3)) for r in log])
-    assert [row["epoch"] for row in log] == [1, 2, 3]
-    assert log[-1]["valid loss"] < 0.9 * log[0]["valid loss"]
-    assert log[-1]["valid acc"] > log[0]["valid acc"]
+    # Measured: valid acc 0.113 -> 0.162, valid loss 4.58 -> 3.39 (nce + 10 mse).
+    assert [row["epoch"] for row in log] == [1, 2, 3, 4]
+    assert log[-1]["valid loss"] < 0.85 * log[0]["valid loss"]
+    assert log[-1]["valid acc"] > 1.2 * log[0]["valid acc"]
     model, _ = pretrain_model_from_original(
         str(tmp_path / "run" / "pretrained" / "ssast_pretrained.pth")
     )

@@ -84,7 +84,7 @@ def test_ssl_gain_benchmark_runs_end_to_end(shared_dir, tmp_path):
     saved = json.loads((output / "results.json").read_text())
     assert len(saved["results"][0]["scratch"]) == 1
     # The pretrained encoder is saved and can be reused without pretraining again.
-    snapshots = sorted((output / "snapshots").glob("encoder_*min.pt"))
+    snapshots = sorted((output / "snapshots").glob("encoder_step*min.pt"))
     assert len(snapshots) == len(curve)
     reuse = script + ["--pretrained", str(snapshots[1]), "--output", str(tmp_path / "reuse")]
     reuse += ["--tasks", "fsdd_speakers", "--shots", "5", "--seeds", "0", "--ft-steps", "4"]

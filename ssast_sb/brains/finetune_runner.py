@@ -175,18 +175,17 @@ def train_loader_options(hparams, train_set, loader):
 def duration_batches(dataset, hparams, loader, shuffle):
     """Loader options with SpeechBrain's ``DynamicBatchSampler``: batches of similar duration.
 
-    Each batch holds at most ``dynamic_batching["max_batch_length_s"]`` seconds
-    of audio (from the manifest's ``duration``), drawn from
-    ``dynamic_batching["num_buckets"]`` duration buckets, so short clips come in
-    large batches and little of a batch is padding (with ``variable_length``).
+    Each batch holds at most ``max_batch_length_s`` seconds of audio (from the
+    manifest's ``duration``), drawn from ``num_buckets`` duration buckets, so
+    short clips come in large batches and little of a batch is padding (with
+    ``variable_length``).
 
     Arguments
     ---------
     dataset : DynamicItemDataset
         With a ``duration`` column.
     hparams : dict
-        ``dynamic_batching`` (``max_batch_length_s``, optional ``num_buckets``,
-        default 10) and ``seed``.
+        ``max_batch_length_s``, ``num_buckets`` (optional, default 10) and ``seed``.
     loader : dict
         Common loader options; ``batch_size``, ``shuffle`` and ``drop_last`` are
         replaced by the sampler.
@@ -198,11 +197,10 @@ def duration_batches(dataset, hparams, loader, shuffle):
     dict
         Loader options with ``batch_sampler``.
     """
-    options = hparams["dynamic_batching"]
     sampler = DynamicBatchSampler(
         dataset,
-        max_batch_length=float(options["max_batch_length_s"]),
-        num_buckets=int(options.get("num_buckets", 10)),
+        max_batch_length=float(hparams["max_batch_length_s"]),
+        num_buckets=int(hparams.get("num_buckets", 10)),
         length_func=lambda row: float(row["duration"]),
         shuffle=shuffle,
         batch_ordering="random" if shuffle else "ascending",
