@@ -67,10 +67,6 @@ class ClipBank:
     def __len__(self):
         return len(self.features)
 
-    def num_frames(self):
-        """Frames of every clip, ``(N,)`` int64."""
-        return torch.tensor([f.shape[0] for f in self.features])
-
     def batch(self, indices, target_frames, generator=None):
         """Normalised clips, randomly cropped (longer) or zero-padded (shorter).
 

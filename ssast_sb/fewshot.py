@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ssast_sb.encoder import pool_tokens
+
 
 def k_shot_indices(labels, k, seed=0):
     """``k`` random examples of every class (all of them when ``k`` is None).
@@ -239,11 +241,12 @@ def layer_embeddings(encoder, features, batch_size=64):
     torch.Size([3, 3, 8])
     """
     encoder.eval()
-    skip = encoder.num_class_tokens
     chunks = []
     for start in range(0, features.shape[0], batch_size):
         final, layers = encoder(features[start : start + batch_size], return_layers=True)
-        pooled = [layer[:, skip:].mean(dim=1) for layer in (*layers, final)]
+        pooled = [
+            pool_tokens(layer, "mean", encoder.num_class_tokens) for layer in (*layers, final)
+        ]
         chunks.append(torch.stack(pooled))
     return torch.cat(chunks, dim=1)
 
