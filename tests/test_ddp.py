@@ -36,6 +36,15 @@ def test_ranks_draw_different_masks(tmp_path):
     assert json.loads(report.read_text()) == {"world_size": 2, "different": True}
 
 
+def test_checkpoint_rotation_waits_for_the_rename(tmp_path):
+    # The main process renames each checkpoint late; rotation must still agree across ranks.
+    report = tmp_path / "left.json"
+    helper = str(ROOT / "tests" / "helpers" / "ddp_checkpoints.py")
+    result = _torchrun(helper, str(tmp_path / "save"), str(report), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(report.read_text()) == {"left": [2]}
+
+
 @pytest.mark.slow
 def test_two_process_pretraining_runs_once(shared_dir, tmp_path):
     data = shared_dir / "data"

@@ -18,7 +18,7 @@ from speechbrain.utils.checkpoints import (
     mark_as_saver,
     register_checkpoint_hooks,
 )
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 from ssast_sb.fileio import save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
@@ -151,14 +151,21 @@ class AtomicCheckpointer(Checkpointer):
         return final.with_name(PARTIAL_PREFIX + final.name)
 
     def save_checkpoint(self, *args, **kwargs):
-        """Saves into a partial folder, then renames it to its final name."""
+        """Saves into a partial folder, then renames it to its final name.
+
+        Under DDP every process waits for the rename: SpeechBrain's deletion of old
+        checkpoints lists the folder on every process and calls one collective per
+        deletion, so a process that listed it before the rename would disagree on
+        the deletions and the processes would block each other.
+        """
         ckpt = super().save_checkpoint(*args, **kwargs)
-        if ckpt is None or not ckpt.path.name.startswith(PARTIAL_PREFIX):
-            return ckpt
-        final = ckpt.path.with_name(ckpt.path.name[len(PARTIAL_PREFIX) :])
-        os.replace(ckpt.path, final)
-        files = {name: final / path.name for name, path in ckpt.paramfiles.items()}
-        return Checkpoint(final, ckpt.meta, files)
+        if ckpt is not None and ckpt.path.name.startswith(PARTIAL_PREFIX):
+            final = ckpt.path.with_name(ckpt.path.name[len(PARTIAL_PREFIX) :])
+            os.replace(ckpt.path, final)
+            files = {name: final / path.name for name, path in ckpt.paramfiles.items()}
+            ckpt = Checkpoint(final, ckpt.meta, files)
+        ddp_barrier()
+        return ckpt
 
     def recover_if_possible(self, *args, **kwargs):
         """Removes folders of interrupted saves, then recovers as SpeechBrain does."""
