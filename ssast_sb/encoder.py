@@ -169,10 +169,21 @@ class Attention(nn.Module):
         self.proj = nn.Linear(embed_dim, embed_dim)
 
     def forward(self, tokens):
-        """Attends over ``(B, L, D)`` tokens."""
+        """Attends over ``(B, L, D)`` tokens.
+
+        Query, key and value are projected by the three row blocks of the fused
+        ``qkv`` weight, each straight into a ``(B, L, heads, D/heads)`` tensor that
+        SDPA reads through a transposed view: neither pass copies activations to
+        change their layout (the fused projection did, forward and backward).
+        """
         batch, length, width = tokens.shape
-        qkv = self.qkv(tokens).reshape(batch, length, 3, self.num_heads, width // self.num_heads)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        heads = (batch, length, self.num_heads, width // self.num_heads)
+        weights = self.qkv.weight.split(width)
+        biases = self.qkv.bias.split(width)
+        query, key, value = (
+            F.linear(tokens, weight, bias).view(heads).transpose(1, 2)
+            for weight, bias in zip(weights, biases)
+        )
         attended = F.scaled_dot_product_attention(query, key, value)
         return self.proj(attended.transpose(1, 2).reshape(batch, length, width))
 
