@@ -15,6 +15,7 @@ import argparse
 import json
 
 import torch
+from bench_pretrain_step import default_num_masked
 from torch.profiler import ProfilerActivity, profile
 
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
@@ -36,7 +37,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
-    model = SSASTPretrainModel(SSASTEncoder(config), round(400 * config.num_patches / 512))
+    model = SSASTPretrainModel(SSASTEncoder(config), default_num_masked(config))
     spectrogram = torch.randn(args.batch, args.tdim, 128)
     generator = torch.Generator().manual_seed(0)
 
