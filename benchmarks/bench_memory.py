@@ -15,10 +15,9 @@ import os
 
 import numpy as np
 import torch
-from bench_pretrain_step import default_num_masked
+from bench_pretrain_step import build_model, default_num_masked
 
-from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-from ssast_sb.models import SSASTPretrainModel
+from ssast_sb.encoder import EncoderConfig
 
 
 def rss_mb():
@@ -42,7 +41,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
-    model = SSASTPretrainModel(SSASTEncoder(config), num_masked=default_num_masked(config))
+    model = build_model("faithful", config, default_num_masked(config))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     samples = {}

@@ -15,11 +15,10 @@ import argparse
 import json
 
 import torch
-from bench_pretrain_step import default_num_masked
+from bench_pretrain_step import build_model, default_num_masked
 from torch.profiler import ProfilerActivity, profile
 
-from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-from ssast_sb.models import SSASTPretrainModel
+from ssast_sb.encoder import EncoderConfig
 
 #: Operator names that are matrix products.
 MATMUL_KEYS = ("addmm", "mm", "bmm", "matmul", "linear", "scaled_dot_product", "flash", "conv")
@@ -37,7 +36,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
-    model = SSASTPretrainModel(SSASTEncoder(config), default_num_masked(config))
+    model = build_model("faithful", config, default_num_masked(config))
     spectrogram = torch.randn(args.batch, args.tdim, 128)
     generator = torch.Generator().manual_seed(0)
 
