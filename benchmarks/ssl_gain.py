@@ -9,9 +9,11 @@ Protocol:
 2. **Fine-tune** twins, one from the pretrained encoder and one from a random
    initialisation, with the same settings, on ``k`` labeled clips per class
    (``--shots``, ``all`` = every training clip), for several seeds; test accuracy.
-3. **Linear probe**: logistic regression on the frozen encoder's mean-pooled
-   layers (layer and L2 chosen on the valid split), pretrained vs random
-   encoder, at the same ``k``.
+3. **Linear probe**: logistic regression on the frozen encoder's layers,
+   mean-pooled over the patches that hold real audio (``--probe-pooling all``:
+   every patch, padding included, as the original's ``ft_avgtok``), layer and
+   L2 chosen on the valid split, pretrained vs random encoder, at the same
+   ``k``. ``--no-finetune`` runs the probes alone (minutes, not an hour).
 
 Prints a table (mean and standard deviation over seeds, gain in points and
 relative gain) and writes ``results.md``, ``results.json``, ``curve.csv`` and
@@ -131,6 +133,25 @@ def parse_args(argv=None):
     ft.add_argument("--ft-tstride", type=int, default=None, help="default: the patch width")
     ft.add_argument("--freqm", type=int, default=24)
     ft.add_argument("--timem", type=int, default=16)
+    ft.add_argument(
+        "--ft-pooling",
+        default="all",
+        choices=["all", "real"],
+        help="classifier pooling: every patch token (the original) or real-audio patches only",
+    )
+    ft.add_argument(
+        "--finetune",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fine-tune the twins (off: linear probes only, a few minutes)",
+    )
+    probe = parser.add_argument_group("linear probe")
+    probe.add_argument(
+        "--probe-pooling",
+        default="real",
+        choices=["real", "all"],
+        help="average the tokens of real-audio patches only, or every patch token (the original)",
+    )
     return parser.parse_args(argv)
 
 
@@ -253,6 +274,7 @@ def load_task(args, name):
         features = bank.fixed(list(range(len(bank))), tdim)
         labels = torch.tensor([classes.index(r[column]) for r in chosen])
         splits[split] = (features, labels)
+        splits[f"{split}_frames"] = bank.real_frames(list(range(len(bank))), tdim)
     return splits, len(classes)
 
 
@@ -268,6 +290,7 @@ def task_encoder(args, pretrained, tdim, seed):
 
 def finetune_run(args, pretrained, splits, num_classes, k, seed, from_pretrained):
     train_x, train_y = splits["train"]
+    real = args.ft_pooling == "real"
     chosen = k_shot_indices(train_y, k, seed)
     tdim = train_x.shape[1]
     encoder = task_encoder(args, pretrained, tdim, None if from_pretrained else seed)
@@ -285,8 +308,9 @@ def finetune_run(args, pretrained, splits, num_classes, k, seed, from_pretrained
         freq_width=args.freqm,
         time_width=args.timem,
         seed=seed,
+        num_frames=splits["train_frames"][chosen] if real else None,
     )
-    return accuracy(classifier, *splits["test"])
+    return accuracy(classifier, *splits["test"], num_frames=splits["test_frames"] if real else None)
 
 
 def probe_run(splits, k, seed):
@@ -306,6 +330,20 @@ def summarize(values):
     return mean, spread
 
 
+def _pair_cells(base, treated):
+    """Mean ± sd of both arms, gain in points, relative gain; dashes when not run."""
+    if not base or not treated:
+        return ["—"] * 4
+    (b_mean, b_sd), (t_mean, t_sd) = summarize(base), summarize(treated)
+    relative = f"{(t_mean - b_mean) / b_mean * 100:+.0f}%" if b_mean > 0 else "—"
+    return [
+        f"{b_mean:.3f} ± {b_sd:.3f}",
+        f"{t_mean:.3f} ± {t_sd:.3f}",
+        f"{100 * (t_mean - b_mean):+.1f}",
+        relative,
+    ]
+
+
 def format_table(results):
     """Markdown table: test accuracy mean ± sd over seeds, gains in points and relative."""
     lines = [
@@ -314,17 +352,9 @@ def format_table(results):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results:
-        s_mean, s_sd = summarize(row["scratch"])
-        p_mean, p_sd = summarize(row["pretrained"])
-        r_mean, r_sd = summarize(row["probe_random"])
-        q_mean, q_sd = summarize(row["probe_pretrained"])
-        relative = (p_mean - s_mean) / s_mean * 100 if s_mean > 0 else float("nan")
-        lines.append(
-            f"| {row['task']} | {row['k']} | {s_mean:.3f} ± {s_sd:.3f} | "
-            f"{p_mean:.3f} ± {p_sd:.3f} | {100 * (p_mean - s_mean):+.1f} | {relative:+.0f}% | "
-            f"{r_mean:.3f} ± {r_sd:.3f} | {q_mean:.3f} ± {q_sd:.3f} | "
-            f"{100 * (q_mean - r_mean):+.1f} |"
-        )
+        finetuned = _pair_cells(row["scratch"], row["pretrained"])
+        probed = _pair_cells(row["probe_random"], row["probe_pretrained"])[:3]
+        lines.append("| " + " | ".join([row["task"], str(row["k"]), *finetuned, *probed]) + " |")
     return "\n".join(lines)
 
 
@@ -368,7 +398,11 @@ def main(argv=None):
         for name, encoder in (("pretrained", pretrained), ("random", random_twin)):
             adapted = adapt_encoder(encoder, input_tdim=splits["train"][0].shape[1])
             embeddings[name] = {
-                f"{split}_emb": layer_embeddings(adapted, splits[split][0])
+                f"{split}_emb": layer_embeddings(
+                    adapted,
+                    splits[split][0],
+                    num_frames=splits[f"{split}_frames"] if args.probe_pooling == "real" else None,
+                )
                 for split in ("train", "valid", "test")
             }
         for k in shots:
@@ -377,17 +411,21 @@ def main(argv=None):
                 row[key] = []
             for seed in args.seeds:
                 for key, from_pretrained in (("scratch", False), ("pretrained", True)):
-                    row[key].append(
-                        finetune_run(
-                            args, pretrained, splits, num_classes, k, seed, from_pretrained
+                    if args.finetune:
+                        row[key].append(
+                            finetune_run(
+                                args, pretrained, splits, num_classes, k, seed, from_pretrained
+                            )
                         )
-                    )
                 for name in ("random", "pretrained"):
                     row[f"probe_{name}"].append(probe_run({**splits, **embeddings[name]}, k, seed))
                 log(
-                    f"{task} k={row['k']} seed={seed}: scratch {row['scratch'][-1]:.3f} "
-                    f"pretrained {row['pretrained'][-1]:.3f} probe random "
-                    f"{row['probe_random'][-1]:.3f} pretrained {row['probe_pretrained'][-1]:.3f}"
+                    f"{task} k={row['k']} seed={seed}: "
+                    + " ".join(
+                        f"{key} {values[-1]:.3f}"
+                        for key, values in row.items()
+                        if isinstance(values, list) and values
+                    )
                 )
             results.append(row)
     table = format_table(results)

@@ -90,6 +90,29 @@ class ClipBank:
         features = torch.stack([crop for crop, _ in crops])
         return self.frontend.normalize(features), torch.tensor([n for _, n in crops])
 
+    def real_frames(self, indices, target_frames):
+        """Real (unpadded) frames of each clip once padded or cut to ``target_frames``.
+
+        Arguments
+        ---------
+        indices : list of int
+            Clips to take.
+        target_frames : int
+            Input length.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B,)`` frames, at most ``target_frames``.
+
+        Example
+        -------
+        >>> bank = ClipBank([torch.zeros(5, 128), torch.zeros(30, 128)], SSASTFbank())
+        >>> bank.real_frames([0, 1], 16).tolist()
+        [5, 16]
+        """
+        return torch.tensor([min(self.features[i].shape[0], target_frames) for i in indices])
+
     def fixed(self, indices, target_frames):
         """Normalised clips padded or cut at the end, as the original loader.
 

@@ -438,7 +438,7 @@ def replace_masked(patch_tokens, mask_index, mask_embed):
     return torch.where(is_masked.unsqueeze(-1), mask_embed.to(patch_tokens.dtype), patch_tokens)
 
 
-def pool_tokens(tokens, pooling="mean", num_class_tokens=2):
+def pool_tokens(tokens, pooling="mean", num_class_tokens=2, valid=None):
     """Pools encoder tokens into one vector per clip.
 
     Arguments
@@ -451,6 +451,11 @@ def pool_tokens(tokens, pooling="mean", num_class_tokens=2):
         original ``ft_cls``).
     num_class_tokens : int
         Number of leading class tokens.
+    valid : torch.Tensor, optional
+        ``(B, N)`` bool: the patch tokens that hold real audio (see
+        :func:`ssast_sb.padding.valid_patches`). With ``mean``, only these are
+        averaged (a departure from the original, which averages the padding's
+        tokens too); a clip with no valid token falls back to all of them.
 
     Returns
     -------
@@ -464,9 +469,17 @@ def pool_tokens(tokens, pooling="mean", num_class_tokens=2):
     tensor([[5., 6.]])
     >>> pool_tokens(tokens, "cls")
     tensor([[1., 2.]])
+    >>> pool_tokens(tokens, "mean", valid=torch.tensor([[True, False]]))
+    tensor([[4., 5.]])
     """
     if pooling == "mean":
-        return tokens[:, num_class_tokens:].mean(dim=1)
+        patches = tokens[:, num_class_tokens:]
+        if valid is None:
+            return patches.mean(dim=1)
+        weights = valid.to(patches.dtype)
+        weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
+        weights = weights / weights.sum(1, keepdim=True)
+        return torch.einsum("bnd,bn->bd", patches, weights)
     if pooling == "cls":
         return tokens[:, :num_class_tokens].mean(dim=1)
     raise ValueError(f"Unknown pooling {pooling!r}; use 'mean' or 'cls'")

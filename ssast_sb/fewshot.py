@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ssast_sb.encoder import pool_tokens
+from ssast_sb.padding import valid_patches
 
 
 def k_shot_indices(labels, k, seed=0):
@@ -150,6 +151,7 @@ def finetune_classifier(
     freq_width=0,
     time_width=0,
     seed=0,
+    num_frames=None,
 ):
     """Trains a classifier end to end for ``steps`` steps (AdamW, warm-up + cosine).
 
@@ -177,6 +179,9 @@ def finetune_classifier(
         SpecAugment limits (0: off).
     seed : int
         Batch order and augmentation.
+    num_frames : torch.Tensor, optional
+        ``(N,)`` real frames per clip: pool only real-audio patches (see
+        :meth:`~ssast_sb.models.SSASTClassifier.embed`).
 
     Returns
     -------
@@ -200,7 +205,8 @@ def finetune_classifier(
         for group, rate in zip(optimizer.param_groups, peak):
             group["lr"] = rate * scale
         batch = spec_augment(features[index], freq_width, time_width, generator)
-        loss = F.cross_entropy(classifier(batch), labels[index])
+        frames = None if num_frames is None else num_frames[index]
+        loss = F.cross_entropy(classifier(batch, frames), labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -209,8 +215,25 @@ def finetune_classifier(
 
 
 @torch.no_grad()
-def accuracy(classifier, features, labels, batch_size=64):
+def accuracy(classifier, features, labels, batch_size=64, num_frames=None):
     """Top-1 accuracy of ``classifier`` on ``(N, T, F)`` clips.
+
+    Arguments
+    ---------
+    classifier : SSASTClassifier
+        Evaluated in eval mode.
+    features : torch.Tensor
+        ``(N, T, F)`` clips.
+    labels : torch.Tensor
+        ``(N,)`` class indices.
+    batch_size : int
+        Clips per forward pass.
+    num_frames : torch.Tensor, optional
+        ``(N,)`` real frames per clip (pool only real-audio patches).
+
+    Returns
+    -------
+    float
 
     Example
     -------
@@ -224,14 +247,34 @@ def accuracy(classifier, features, labels, batch_size=64):
     classifier.eval()
     correct = 0
     for start in range(0, len(labels), batch_size):
-        logits = classifier(features[start : start + batch_size])
+        frames = None if num_frames is None else num_frames[start : start + batch_size]
+        logits = classifier(features[start : start + batch_size], frames)
         correct += int((logits.argmax(-1) == labels[start : start + batch_size]).sum())
     return correct / len(labels)
 
 
 @torch.no_grad()
-def layer_embeddings(encoder, features, batch_size=64):
+def layer_embeddings(encoder, features, batch_size=64, num_frames=None):
     """Mean-pooled patch tokens of every block and of the final norm, ``(L + 1, N, D)``.
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        Frozen encoder (put in eval mode).
+    features : torch.Tensor
+        ``(N, T, F)`` clips.
+    batch_size : int
+        Clips per forward pass.
+    num_frames : torch.Tensor, optional
+        ``(N,)`` real frames of each clip: when given, only the tokens of
+        patches that hold real audio are pooled (see
+        :func:`ssast_sb.encoder.pool_tokens`); otherwise every patch token is,
+        padding included, as the original.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(L + 1, N, D)``.
 
     Example
     -------
@@ -239,13 +282,20 @@ def layer_embeddings(encoder, features, batch_size=64):
     >>> enc = SSASTEncoder(EncoderConfig(embed_dim=8, depth=2, num_heads=2, input_tdim=32))
     >>> layer_embeddings(enc, torch.randn(3, 32, 128)).shape
     torch.Size([3, 3, 8])
+    >>> layer_embeddings(enc, torch.randn(3, 32, 128), num_frames=torch.tensor([5, 32, 20])).shape
+    torch.Size([3, 3, 8])
     """
     encoder.eval()
+    valid = None
+    if num_frames is not None:
+        valid = valid_patches(num_frames, encoder.grid, encoder.config.tstride)
     chunks = []
     for start in range(0, features.shape[0], batch_size):
         final, layers = encoder(features[start : start + batch_size], return_layers=True)
+        chunk_valid = None if valid is None else valid[start : start + batch_size]
         pooled = [
-            pool_tokens(layer, "mean", encoder.num_class_tokens) for layer in (*layers, final)
+            pool_tokens(layer, "mean", encoder.num_class_tokens, chunk_valid)
+            for layer in (*layers, final)
         ]
         chunks.append(torch.stack(pooled))
     return torch.cat(chunks, dim=1)

@@ -352,7 +352,7 @@ class MAEPretrainModel(nn.Module):
         if self.padding_aware:
             if num_frames is None:
                 raise ValueError("A padding-aware model needs num_frames (real frames per clip)")
-            valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tshape)
+            valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tstride)
             keep = valid.gather(1, mask_index)
         nce, acc = info_nce(mpc_pred, targets, self.nce_direction, keep)
         mse = patch_mse(mpg_pred, targets, keep)

@@ -159,7 +159,7 @@ class SSASTPretrainModel(nn.Module):
         list of tuple
             ``(index, keep)`` per mask (see :func:`ssast_sb.padding.restrict_mask`).
         """
-        valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tshape)
+        valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tstride)
         return [restrict_mask(index, valid) for index in mask_indices]
 
     def forward(
@@ -245,17 +245,37 @@ class SSASTClassifier(nn.Module):
         width = encoder.config.embed_dim
         self.mlp_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, num_classes))
 
-    def embed(self, spectrogram):
-        """Pooled clip embeddings ``(B, D)``."""
-        return pool_tokens(self.encoder(spectrogram), self.pooling, self.encoder.num_class_tokens)
+    def embed(self, spectrogram, num_frames=None):
+        """Pooled clip embeddings ``(B, D)``.
+
+        Arguments
+        ---------
+        spectrogram : torch.Tensor
+            ``(B, T, F)`` features.
+        num_frames : torch.Tensor, optional
+            ``(B,)`` real frames per clip: mean pooling then averages only the
+            patches that hold real audio (a departure from the original, which
+            averages the padding's patches too).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, D)``.
+        """
+        valid = None
+        if num_frames is not None:
+            valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tstride)
+        return pool_tokens(
+            self.encoder(spectrogram), self.pooling, self.encoder.num_class_tokens, valid
+        )
 
     def classify_embedding(self, embedding):
         """Logits from pooled embeddings (any leading shape)."""
         return self.mlp_head(embedding)
 
-    def forward(self, spectrogram):
-        """Logits ``(B, num_classes)`` of ``(B, T, F)`` features."""
-        return self.classify_embedding(self.embed(spectrogram))
+    def forward(self, spectrogram, num_frames=None):
+        """Logits ``(B, num_classes)`` of ``(B, T, F)`` features (see :meth:`embed`)."""
+        return self.classify_embedding(self.embed(spectrogram, num_frames))
 
     def head_parameters(self):
         """Parameters trained at the head learning rate."""

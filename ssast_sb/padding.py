@@ -16,7 +16,7 @@ Authors
 import torch
 
 
-def valid_patches(num_frames, grid, tshape):
+def valid_patches(num_frames, grid, tstride):
     """Which patches of each clip start inside its real (unpadded) frames.
 
     Arguments
@@ -25,8 +25,9 @@ def valid_patches(num_frames, grid, tshape):
         ``(B,)`` real frames of each clip (the rest of the input is padding).
     grid : tuple of int
         ``(f_dim, t_dim)`` patch grid, frequency-major order.
-    tshape : int
-        Patch width in frames (stride equal to the patch size).
+    tstride : int
+        Time stride of the patches in frames: column ``i`` starts at frame
+        ``i * tstride`` (pretraining: the patch width).
 
     Returns
     -------
@@ -40,7 +41,7 @@ def valid_patches(num_frames, grid, tshape):
             [1, 1, 1, 1]], dtype=torch.int32)
     """
     f_dim, t_dim = grid
-    starts = torch.arange(t_dim, device=num_frames.device) * tshape
+    starts = torch.arange(t_dim, device=num_frames.device) * tstride
     valid_columns = starts.unsqueeze(0) < num_frames.unsqueeze(1)
     return valid_columns.unsqueeze(1).expand(-1, f_dim, -1).reshape(num_frames.shape[0], -1)
 

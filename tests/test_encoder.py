@@ -68,6 +68,18 @@ def test_pooling_modes():
         pool_tokens(tokens, "max")
 
 
+def test_mean_pooling_over_real_audio_tokens_ignores_the_padding_tokens():
+    tokens = torch.randn(3, 10, 4)
+    valid = torch.zeros(3, 8, dtype=torch.bool)
+    valid[0, :3], valid[1, :] = True, True  # clip 2: no real token (falls back to all)
+    pooled = pool_tokens(tokens, "mean", valid=valid)
+    torch.testing.assert_close(pooled[0], tokens[0, 2:5].mean(0))
+    torch.testing.assert_close(pooled[1:], tokens[1:, 2:].mean(1))
+    changed = tokens.clone()
+    changed[0, 5:] += 100.0  # the padding's tokens
+    torch.testing.assert_close(pool_tokens(changed, "mean", valid=valid)[0], pooled[0])
+
+
 def test_eval_and_train_modes_agree():
     # No dropout or drop-path in SSAST: train and eval give identical outputs.
     encoder = SSASTEncoder(EncoderConfig(embed_dim=8, depth=2, num_heads=2, input_tdim=64))

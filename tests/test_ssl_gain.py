@@ -11,8 +11,14 @@ import torch
 
 from ssast_sb.budget_pretrain import pretrain_for_minutes
 from ssast_sb.clip_bank import ClipBank
-from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-from ssast_sb.fewshot import finetune_classifier, k_shot_indices, layerwise_param_groups
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
+from ssast_sb.fewshot import (
+    accuracy,
+    finetune_classifier,
+    k_shot_indices,
+    layer_embeddings,
+    layerwise_param_groups,
+)
 from ssast_sb.frontend import SSASTFbank
 from ssast_sb.models import SSASTClassifier, SSASTPretrainModel
 
@@ -54,6 +60,30 @@ def test_budgeted_pretraining_stops_on_the_clock_and_records_the_curve():
     assert all({"acc", "mse", "train_loss"} <= set(point) for point in curve)
 
 
+def test_probe_embeddings_pool_the_real_audio_patches_of_each_clip():
+    torch.manual_seed(0)
+    encoder = _small_frame_encoder(tdim=32)  # 2-frame patches: 16 columns
+    features, num_frames = torch.randn(3, 32, 128), torch.tensor([7, 32, 12])
+    real = layer_embeddings(encoder, features, num_frames=num_frames)
+    everything = layer_embeddings(encoder, features)
+    final, _ = encoder(features, return_layers=True)
+    # Clip 0 has 7 real frames: patches starting at frames 0, 2, 4, 6.
+    torch.testing.assert_close(real[-1, 0], pool_tokens(final[:1, :6], "mean")[0])
+    torch.testing.assert_close(real[-1, 1], everything[-1, 1])  # no padding: the same
+    assert not torch.allclose(real[:, 2], everything[:, 2])
+
+
+def test_classifier_pools_only_real_audio_patches_when_given_frames():
+    torch.manual_seed(0)
+    classifier = SSASTClassifier(_small_frame_encoder(tdim=32, depth=1), 3).eval()
+    features, num_frames = torch.randn(2, 32, 128), torch.tensor([9, 32])
+    tokens = classifier.encoder(features)
+    expected = torch.stack([tokens[0, 2:7].mean(0), tokens[1, 2:].mean(0)])  # 5 real columns
+    torch.testing.assert_close(classifier.embed(features, num_frames), expected)
+    torch.testing.assert_close(classifier(features, num_frames)[1], classifier(features)[1])
+    assert not torch.allclose(classifier(features, num_frames)[0], classifier(features)[0])
+
+
 def test_fewshot_finetuning_fits_separable_clips():
     torch.manual_seed(0)
     labels = torch.arange(24) % 3
@@ -61,6 +91,21 @@ def test_fewshot_finetuning_fits_separable_clips():
     classifier = SSASTClassifier(_small_frame_encoder(depth=1), 3)
     losses = finetune_classifier(classifier, features, labels, steps=30, batch_size=8, lr=1e-3)
     assert losses[-1] < 0.5 * losses[0]
+    assert accuracy(classifier, features, labels) > 0.9
+
+
+def test_fewshot_finetuning_on_real_audio_patches_fits_padded_clips():
+    torch.manual_seed(0)
+    labels = torch.arange(24) % 3
+    num_frames = torch.randint(8, 33, (24,))
+    features = torch.randn(24, 32, 128) * 0.1 + labels.view(-1, 1, 1).float()
+    features[torch.arange(32).view(1, -1) >= num_frames.view(-1, 1)] = 0.0  # padding
+    classifier = SSASTClassifier(_small_frame_encoder(depth=1), 3)
+    losses = finetune_classifier(
+        classifier, features, labels, steps=30, batch_size=8, lr=1e-3, num_frames=num_frames
+    )
+    assert losses[-1] < 0.5 * losses[0]
+    assert accuracy(classifier, features, labels, num_frames=num_frames) > 0.9
 
 
 @pytest.mark.slow
@@ -88,6 +133,15 @@ def test_ssl_gain_benchmark_runs_end_to_end(shared_dir, tmp_path):
     assert len(snapshots) == len(curve)
     reuse = script + ["--pretrained", str(snapshots[1]), "--output", str(tmp_path / "reuse")]
     reuse += ["--tasks", "fsdd_speakers", "--shots", "5", "--seeds", "0", "--ft-steps", "4"]
+    reuse += ["--ft-pooling", "real"]
     again = subprocess.run(reuse, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "pool:" not in again.stdout
+    # Probes alone, pooling every patch as the original: no fine-tuning columns.
+    probes = reuse[:-4] + ["--no-finetune", "--probe-pooling", "all"]
+    probes[probes.index("--output") + 1] = str(tmp_path / "probes")
+    alone = subprocess.run(probes, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    row = next(line for line in alone.stdout.splitlines() if line.startswith("| fsdd_speakers"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2:6] == ["—"] * 4 and float(cells[7].split(" ± ")[0]) > 1 / 6
