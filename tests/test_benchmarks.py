@@ -139,3 +139,20 @@ def test_profile_splits_the_step_into_matmuls_and_the_rest():
     )
     assert 0.0 < result["matmul_share"] < 1.0 and result["self_s"] > 0
     assert lines[0].startswith("step self time")
+
+
+def test_precision_deviation_measures_losses_gradients_and_embeddings(shared_dir):
+    audio = str(shared_dir / "data" / "pretrain_klettres")
+    lines, result = _run(
+        "precision_deviation.py", *TINY, "--audio", audio, "--precision", "bf16", "fp16"
+    )
+    fp32, bf16 = result["results"]["fp32"], result["results"]["bf16"]
+    assert lines[0].startswith("fp32: loss") and lines[1].startswith("bf16: loss")
+    # Real clips and a fixed mask: both precisions see the same step, so the
+    # deviations are small but not zero (bf16 keeps 8 bits of mantissa).
+    assert 0.0 < bf16["loss_rel_dev"] < 0.05
+    assert abs(bf16["loss"] - fp32["loss"]) == pytest.approx(bf16["loss_rel_dev"] * fp32["loss"])
+    assert 0.0 < bf16["grad_rel_err"] < 0.5 and bf16["grad_cosine"] > 0.9
+    assert 0.0 < bf16["embedding_rel_err"] < 0.1
+    fp16 = result["results"]["fp16"]
+    assert fp16["embedding_rel_err"] < bf16["embedding_rel_err"]  # 10 vs 7 mantissa bits
