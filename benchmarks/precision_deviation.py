@@ -1,7 +1,7 @@
 """How far mixed precision moves the MSPM losses, gradients and embeddings from fp32.
 
 One SSAST pretraining model (the faithful joint step), one batch of real clips
-(by default the KLettres speech of ``../shared/data``, padded or cut to
+(by default the ESC-10 clips of ``../shared/data``, 5 s each, padded or cut to
 ``--tdim`` frames as the original loader does) and one fixed pair of masks.
 The step runs once in fp32 and once under ``torch.autocast`` for every
 ``--precision``; the losses are computed in fp32 in both (SpeechBrain's
@@ -36,7 +36,9 @@ from ssast_sb.data.audio import load_audio
 from ssast_sb.encoder import EncoderConfig, pool_tokens
 from ssast_sb.frontend import SAMPLE_RATE, SSASTFbank
 
-DEFAULT_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pretrain_klettres"
+DEFAULT_AUDIO = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio_events_esc10"
+)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -142,7 +142,7 @@ def test_profile_splits_the_step_into_matmuls_and_the_rest():
 
 
 def test_precision_deviation_measures_losses_gradients_and_embeddings(shared_dir):
-    audio = str(shared_dir / "data" / "pretrain_klettres")
+    audio = str(shared_dir / "data" / "audio_events_esc10")
     lines, result = _run(
         "precision_deviation.py", *TINY, "--audio", audio, "--precision", "bf16", "fp16"
     )
