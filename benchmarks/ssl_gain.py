@@ -389,7 +389,11 @@ def main(argv=None):
 
     pretrained, curve = pretrain(args, log)
     write_curve(curve, args.output)
-    random_twin = SSASTEncoder(pretrained.config)  # fixed random features for the probe
+    # The probe's random features: the pretrained encoder's own starting point
+    # (pretraining also draws its encoder first after seeding with 0), the same
+    # whether this run pretrained or loaded an encoder.
+    torch.manual_seed(0)
+    random_twin = SSASTEncoder(pretrained.config)
     shots = [None if k == "all" else int(k) for k in args.shots]
     results = []
     for task in args.tasks:

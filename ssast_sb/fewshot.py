@@ -302,17 +302,31 @@ def layer_embeddings(encoder, features, batch_size=64, num_frames=None):
 
 
 def _fit_logistic(train_x, train_y, num_classes, weight_decay, steps=100):
-    model = torch.nn.Linear(train_x.shape[1], num_classes)
-    optimizer = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=steps, history_size=20)
+    """L2-regularised logistic regression by L-BFGS from zero weights.
+
+    The start is fixed (not drawn from the global random state), so that a probe
+    gives the same answer whatever ran before it.
+
+    Returns
+    -------
+    callable
+        Logits of ``(N, D)`` inputs.
+    """
+    weight = torch.zeros(num_classes, train_x.shape[1], requires_grad=True)
+    bias = torch.zeros(num_classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=steps, history_size=20)
+
+    def logits(x):
+        return F.linear(x, weight, bias)
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(train_x), train_y) + weight_decay * model.weight.pow(2).sum()
+        loss = F.cross_entropy(logits(train_x), train_y) + weight_decay * weight.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return model
+    return logits
 
 
 def linear_probe(train, valid, test, weight_decays=(1e-4, 1e-3, 1e-2, 1e-1)):

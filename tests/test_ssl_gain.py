@@ -13,11 +13,13 @@ from ssast_sb.budget_pretrain import pretrain_for_minutes
 from ssast_sb.clip_bank import ClipBank
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
 from ssast_sb.fewshot import (
+    _fit_logistic,
     accuracy,
     finetune_classifier,
     k_shot_indices,
     layer_embeddings,
     layerwise_param_groups,
+    linear_probe,
 )
 from ssast_sb.frontend import SSASTFbank
 from ssast_sb.models import SSASTClassifier, SSASTPretrainModel
@@ -82,6 +84,22 @@ def test_classifier_pools_only_real_audio_patches_when_given_frames():
     torch.testing.assert_close(classifier.embed(features, num_frames), expected)
     torch.testing.assert_close(classifier(features, num_frames)[1], classifier(features)[1])
     assert not torch.allclose(classifier(features, num_frames)[0], classifier(features)[0])
+
+
+def test_linear_probe_does_not_depend_on_the_global_random_state():
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 3
+    embeddings = torch.randn(2, 60, 16, generator=generator) + labels.view(1, -1, 1) * 1.0
+    split = (embeddings[:, :30], labels[:30]), (embeddings[:, 30:], labels[30:])
+    results, logits = [], []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        results.append(linear_probe(split[0], split[1], split[1]))
+        torch.manual_seed(seed)
+        # Two L-BFGS iterations are far from the optimum: the start shows.
+        logits.append(_fit_logistic(embeddings[0], labels, 3, 1e-3, steps=2)(embeddings[0]))
+    assert results[0] == results[1] and torch.equal(logits[0], logits[1])
+    assert results[0]["test_acc"] > 0.5  # chance: 1/3
 
 
 def test_fewshot_finetuning_fits_separable_clips():
