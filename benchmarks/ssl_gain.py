@@ -208,7 +208,7 @@ def build_pretrain_model(args):
 
 def pretrain(args, log):
     if args.pretrained:
-        saved = torch.load(args.pretrained, weights_only=True)
+        saved = torch.load(args.pretrained, map_location="cpu", weights_only=True)
         encoder = SSASTEncoder(EncoderConfig(**saved["config"]))
         encoder.load_state_dict(saved["state"])
         return encoder, saved.get("curve", [])

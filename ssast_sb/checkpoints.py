@@ -219,6 +219,56 @@ def load_strict(module, tensors, source="checkpoint"):
     return module
 
 
+#: Original names of the MSPM pretraining heads (absent from an encoder-only export).
+MSPM_HEADS = ("cpredlayer", "gpredlayer", "mask_embed")
+
+
+def _require_pretraining_input(input_size):
+    if input_size is None:
+        raise CheckpointError(
+            "This is not a pretraining checkpoint (no p_input_fdim/p_input_tdim); "
+            "use classifier_from_original_finetuned"
+        )
+
+
+def encoder_from_original(source, model_size=None, num_heads=None):
+    """The encoder of an original pretraining checkpoint, with or without its MSPM heads.
+
+    Only the encoder tensors (``v.*``) are loaded, strictly; the heads, if any,
+    are ignored. This reads a released SSAST ``.pth``, the ``ssast_pretrained.pth``
+    of our pretraining recipes, and their encoder-only exports alike.
+
+    Arguments
+    ---------
+    source : str or dict
+        Original ``.pth`` path or state dict.
+    model_size, num_heads : optional
+        How many heads (see :func:`infer_config`).
+
+    Returns
+    -------
+    encoder : SSASTEncoder
+        At the pretraining grid (adapt it with :func:`ssast_sb.models.adapt_encoder`).
+    leftovers : dict
+        The unused original tensors, for :func:`export_original`.
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> encoder = SSASTEncoder(EncoderConfig(embed_dim=16, depth=1, num_heads=2))
+    >>> loaded, _ = encoder_from_original(export_original(encoder), num_heads=2)
+    >>> torch.equal(loaded.pos_embed, encoder.pos_embed), loaded.grid == encoder.grid
+    (True, True)
+    """
+    tensors, leftovers, input_size = split_original(load_original(source))
+    _require_pretraining_input(input_size)
+    config = infer_config(tensors, input_size, model_size, num_heads)
+    prefix = "encoder."
+    encoder_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    encoder = load_strict(SSASTEncoder(config), encoder_tensors, "original pretraining encoder")
+    return encoder, leftovers
+
+
 def pretrain_model_from_original(source, model_size=None, num_heads=None, **model_kwargs):
     """An :class:`SSASTPretrainModel` holding an original pretraining checkpoint.
 
@@ -236,13 +286,34 @@ def pretrain_model_from_original(source, model_size=None, num_heads=None, **mode
     model : SSASTPretrainModel
     leftovers : dict
         The unused original tensors, for :func:`export_original`.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is not a pretraining checkpoint, or holds the encoder only
+        (the error names the absent heads; :func:`encoder_from_original` reads it).
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> state = export_original(SSASTEncoder(EncoderConfig(embed_dim=16, depth=1, num_heads=2)))
+    >>> try:
+    ...     pretrain_model_from_original(state)
+    ... except CheckpointError as error:
+    ...     print(str(error)[:74])
+    checkpoint holds an encoder only: the MSPM heads cpredlayer, gpredlayer, m
     """
-    tensors, leftovers, input_size = split_original(load_original(source))
-    if input_size is None:
+    state = load_original(source)
+    name = source if isinstance(source, (str, os.PathLike)) else "checkpoint"
+    absent = [head for head in MSPM_HEADS if not any(key.startswith(head) for key in state)]
+    if absent and any(key.startswith("v.") for key in state) and "p_input_tdim" in state:
         raise CheckpointError(
-            "This is not a pretraining checkpoint (no p_input_fdim/p_input_tdim); "
-            "use classifier_from_original_finetuned"
+            f"{name} holds an encoder only: the MSPM heads {', '.join(absent)} are absent, "
+            "so it cannot be a full pretraining model; encoder_from_original reads it for "
+            "fine-tuning or embeddings"
         )
+    tensors, leftovers, input_size = split_original(state)
+    _require_pretraining_input(input_size)
     config = infer_config(tensors, input_size, model_size, num_heads)
     model = SSASTPretrainModel(SSASTEncoder(config), **model_kwargs)
     return load_strict(model, tensors, "original pretraining checkpoint"), leftovers
@@ -283,8 +354,8 @@ def classifier_from_original_pretrained(
     SSASTClassifier
         With a freshly initialised head.
     """
-    pretrained, _ = pretrain_model_from_original(source, model_size, num_heads)
-    encoder = adapt_encoder(pretrained.encoder, fstride, tstride, input_tdim, method=method)
+    pretrained, _ = encoder_from_original(source, model_size, num_heads)
+    encoder = adapt_encoder(pretrained, fstride, tstride, input_tdim, method=method)
     return SSASTClassifier(encoder, num_classes, pooling)
 
 
@@ -340,11 +411,17 @@ def _zero_leftovers(width):
 
 
 def export_original(model, leftovers=None, prefix="module."):
-    """The original-format state dict of a pretraining model or classifier.
+    """The original-format state dict of a pretraining model, an encoder or a classifier.
+
+    Only what the module holds is written: a pretraining model gives the
+    encoder, the MSPM heads and the mask embedding; an :class:`SSASTEncoder`
+    alone gives an encoder-only pretraining file (``p_input_*`` and ``v.*``),
+    which :func:`encoder_from_original` reads and
+    :func:`pretrain_model_from_original` refuses, naming the absent heads.
 
     Arguments
     ---------
-    model : SSASTPretrainModel or SSASTClassifier
+    model : SSASTPretrainModel, SSASTEncoder or SSASTClassifier
         What to export.
     leftovers : dict, optional
         The unused ``v.head*`` tensors read with the model; zeros otherwise
@@ -364,15 +441,22 @@ def export_original(model, leftovers=None, prefix="module."):
     >>> sd = export_original(SSASTPretrainModel(SSASTEncoder(cfg)))
     >>> list(sd)[:3], len(sd)
     (['module.p_input_fdim', 'module.p_input_tdim', 'module.mask_embed'], 34)
+    >>> sd = export_original(SSASTEncoder(cfg))
+    >>> list(sd)[:3], len(sd)
+    (['module.p_input_fdim', 'module.p_input_tdim', 'module.v.cls_token'], 25)
     """
-    width = model.encoder.config.embed_dim
+    if isinstance(model, SSASTEncoder):
+        encoder, named = model, {"encoder." + k: v for k, v in model.state_dict().items()}
+    else:
+        encoder, named = model.encoder, model.state_dict()
+    width = encoder.config.embed_dim
     leftovers = leftovers if leftovers is not None else _zero_leftovers(width)
-    ours = {original_name(k): v.detach().clone() for k, v in model.state_dict().items()}
+    ours = {original_name(k): v.detach().clone() for k, v in named.items()}
     state = {}
+    if isinstance(model, (SSASTPretrainModel, SSASTEncoder)):
+        state["p_input_fdim"] = torch.tensor(encoder.config.input_fdim)
+        state["p_input_tdim"] = torch.tensor(encoder.config.input_tdim)
     if isinstance(model, SSASTPretrainModel):
-        cfg = model.encoder.config
-        state["p_input_fdim"] = torch.tensor(cfg.input_fdim)
-        state["p_input_tdim"] = torch.tensor(cfg.input_tdim)
         state["mask_embed"] = ours.pop("mask_embed")
     # timm's order: tokens, patch embedding, blocks, norm, then its heads; ours follow.
     encoder_keys = [k for k in ours if k.startswith("v.")]

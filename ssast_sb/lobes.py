@@ -19,7 +19,7 @@ Authors
 
 import torch
 
-from ssast_sb.checkpoints import pretrain_model_from_original
+from ssast_sb.checkpoints import encoder_from_original
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
 from ssast_sb.inference import FbankFeatures, PassThrough
 from ssast_sb.models import adapt_encoder
@@ -85,9 +85,9 @@ class SSASTEmbedding(torch.nn.Module):
         if pooling not in ("mean", "cls"):
             raise ValueError(f"Unknown pooling {pooling!r}; use 'mean' or 'cls'")
         if pretrained_path:
-            pretrained, _ = pretrain_model_from_original(pretrained_path)
+            pretrained, _ = encoder_from_original(pretrained_path)
             self.encoder = adapt_encoder(
-                pretrained.encoder, fstride, tstride, target_frames, method=pos_embed_adaptation
+                pretrained, fstride, tstride, target_frames, method=pos_embed_adaptation
             )
         else:
             config = EncoderConfig.from_names(

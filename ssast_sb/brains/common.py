@@ -39,11 +39,17 @@ def process_rank():
 
 @register_checkpoint_hooks
 class SeededGenerator:
-    """A ``torch.Generator`` seeded from the run seed and the DDP rank, checkpointed.
+    """A CPU ``torch.Generator`` seeded from the run seed and the DDP rank, checkpointed.
 
     SpeechBrain seeds every DDP process with the same seed; mixing the rank in
     makes the processes draw different masks. Its state is saved with the
     checkpoints, so a resumed run continues the same random sequence.
+
+    The generator lives on the CPU whatever ``--device`` says, and what it draws
+    is moved to the device with ``.to(device)``: a CUDA generator cannot feed the
+    CPU draws of the augmentation (PyTorch refuses it), needs CUDA to be built or
+    checkpointed, and gives a different sequence than the CPU one, so a run
+    resumed on another device would not continue the same draws.
 
     Arguments
     ---------
@@ -51,18 +57,18 @@ class SeededGenerator:
         Run seed.
     rank : int
         DDP rank.
-    device : str or torch.device
-        Device of the generator.
 
     Example
     -------
     >>> a, b = SeededGenerator(1, 0), SeededGenerator(1, 1)
     >>> torch.equal(torch.rand(3, generator=a.generator), torch.rand(3, generator=b.generator))
     False
+    >>> a.generator.device
+    device(type='cpu')
     """
 
-    def __init__(self, seed, rank=0, device="cpu"):
-        self.generator = torch.Generator(device=device)
+    def __init__(self, seed, rank=0):
+        self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(int(seed) * 1_000_003 + 7919 * int(rank) + 1)
 
     @mark_as_saver
@@ -72,9 +78,129 @@ class SeededGenerator:
 
     @mark_as_loader
     def load(self, path, end_of_epoch=False):
-        """Restores the generator state."""
+        """Restores the generator state (a CPU byte tensor, whatever device wrote it)."""
         del end_of_epoch
-        self.generator.set_state(torch.load(path, weights_only=True))
+        self.generator.set_state(torch.load(path, map_location="cpu", weights_only=True))
+
+
+class GlobalNormClipping:
+    """Brain mixin: clips the gradient norm of all trainable parameters together.
+
+    SpeechBrain 1.1's ``Brain.optimizers_step`` clips ``param_groups[0]`` of each
+    optimiser alone, so with two parameter groups (a backbone and a head at its
+    own learning rate) the head is never clipped and the norm is the backbone's.
+    s3prl, whose protocol the SUPERB recipes follow, clips the global norm over
+    every trainable parameter. This mixin does the same: one norm over every
+    parameter of every group of the stepped optimisers, clipped at
+    ``max_grad_norm`` (a departure from SpeechBrain's default, equal to it when
+    there is one group). The rest of the step is SpeechBrain's: unscale, skip
+    non-finite gradients, step, update the scaler, zero the gradients; it is
+    written out here because SpeechBrain has no hook between unscaling and
+    clipping.
+
+    Example
+    -------
+    >>> class Clipped(GlobalNormClipping, sb.Brain):
+    ...     def compute_forward(self, batch, stage):
+    ...         return self.modules.head(self.modules.body(batch))
+    ...     def compute_objectives(self, predictions, batch, stage):
+    ...         return predictions.sum() * 100
+    >>> body, head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    >>> sgd = lambda _: torch.optim.SGD(
+    ...     [{"params": body.parameters()}, {"params": head.parameters()}], lr=1.0)
+    >>> brain = Clipped({"body": body, "head": head}, sgd, run_opts={"max_grad_norm": 1.0})
+    >>> brain.init_optimizers()
+    >>> output = brain.compute_forward(torch.ones(3, 2), None)
+    >>> brain.compute_objectives(output, None, None).backward()
+    >>> before = [p.detach().clone() for p in brain.modules.parameters()]
+    >>> brain.optimizers_step()  # SGD at lr 1: the update is the clipped gradient
+    >>> step = [(p.detach() - b).flatten() for p, b in zip(brain.modules.parameters(), before)]
+    >>> round(float(torch.cat(step).norm()), 4)
+    1.0
+    """
+
+    def optimizers_step(self):
+        """SpeechBrain's optimiser step with one global-norm clip over every group."""
+        if self.optimizers_dict is not None:
+            optimizers = self.freeze_optimizers(self.optimizers_dict)
+        elif self.opt_class is not None:
+            optimizers = {"optimizer": self.optimizer}
+        else:
+            return
+        for optimizer in optimizers.values():
+            self.scaler.unscale_(optimizer)
+        clip_global_grad_norm(optimizers.values(), self.max_grad_norm)
+        if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
+            self.check_gradients()
+        for optimizer in optimizers.values():
+            self.scaler.step(optimizer)
+        self.scaler.update()
+        for optimizer in optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        self.optimizer_step += 1
+
+
+def _grads(optimizers):
+    return [
+        param
+        for optimizer in optimizers
+        for group in optimizer.param_groups
+        for param in group["params"]
+        if param.grad is not None
+    ]
+
+
+def global_grad_norm(*optimizers):
+    """The L2 norm of the gradients of every parameter group of ``optimizers``.
+
+    Arguments
+    ---------
+    *optimizers : torch.optim.Optimizer
+        Optimisers whose parameters are counted.
+
+    Returns
+    -------
+    float
+
+    Example
+    -------
+    >>> a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    >>> a.grad, b.grad = torch.tensor([3.0]), torch.tensor([4.0])
+    >>> global_grad_norm(torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=1.0))
+    5.0
+    """
+    grads = [param.grad.detach().float() for param in _grads(optimizers)]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+
+
+def clip_global_grad_norm(optimizers, max_norm):
+    """Clips the gradients of every group of ``optimizers`` by their global norm.
+
+    Arguments
+    ---------
+    optimizers : iterable of torch.optim.Optimizer
+        Optimisers whose gradients are clipped together.
+    max_norm : float
+        Largest norm kept.
+
+    Returns
+    -------
+    torch.Tensor
+        The norm before clipping.
+
+    Example
+    -------
+    >>> a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    >>> a.grad, b.grad = torch.tensor([3.0]), torch.tensor([4.0])
+    >>> sgd = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=1.0)
+    >>> float(clip_global_grad_norm([sgd], 1.0))
+    5.0
+    >>> round(float(a.grad), 4), round(float(b.grad), 4)
+    (0.6, 0.8)
+    """
+    return torch.nn.utils.clip_grad_norm_(_grads(optimizers), max_norm)
 
 
 class RunningMeans:

@@ -31,7 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from ssast_sb.augment import draw_mixup_lambda, mixup_waveforms
-from ssast_sb.brains.common import RunningMeans, SeededGenerator, apply_warmup, process_rank
+from ssast_sb.brains.common import (
+    GlobalNormClipping,
+    RunningMeans,
+    SeededGenerator,
+    apply_warmup,
+    process_rank,
+)
 from ssast_sb.fileio import save_atomic
 from ssast_sb.metrics import ClassificationStats
 
@@ -88,17 +94,23 @@ def top1_hits(logits, targets):
     return (logits.argmax(dim=-1) == targets).float()
 
 
-class ClassifierBrain(sb.core.Brain):
+class ClassifierBrain(GlobalNormClipping, sb.core.Brain):
     """Fine-tunes an SSAST classifier on waveforms.
 
     The batch must provide ``sig`` (waveforms with relative lengths) and
     ``target``: a class index ``(1,)`` per clip, or a multi-hot ``(C,)`` vector
     when ``multi_label``.
+
+    Gradients are clipped at ``max_grad_norm`` by their global norm over the
+    backbone and the head together, as s3prl does (see
+    :class:`~ssast_sb.brains.common.GlobalNormClipping`; SpeechBrain would clip
+    the backbone's group alone). Every augmentation draw comes from a CPU
+    generator, whatever the device.
     """
 
     def on_fit_start(self):
         """Seeds the augmentation generator per run and rank before recovery."""
-        self.aug_rng = SeededGenerator(self.hparams.seed, process_rank(), self.device)
+        self.aug_rng = SeededGenerator(self.hparams.seed, process_rank())
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("augmentation_rng", self.aug_rng)
         super().on_fit_start()
@@ -132,9 +144,10 @@ class ClassifierBrain(sb.core.Brain):
         """Mixes each clip, with the configured probability, with a random clip of the batch."""
         generator = self.aug_rng.generator
         batch, num_samples = wavs.shape
+        # CPU draws (the generator is a CPU one); only indices and ratios leave them.
         rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
-        chosen = torch.rand(batch, generator=generator, device=generator.device)
-        partners = torch.randint(batch, (batch,), generator=generator, device=generator.device)
+        chosen = torch.rand(batch, generator=generator)
+        partners = torch.randint(batch, (batch,), generator=generator)
         if targets.dim() == 1:
             targets = F.one_hot(targets, self.hparams.num_classes).float()
         wavs, targets = wavs.clone(), targets.clone()

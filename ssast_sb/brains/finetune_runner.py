@@ -20,7 +20,7 @@ from speechbrain.utils.train_logger import FileTrainLogger
 
 from ssast_sb.brains.common import AtomicCheckpointer, load_recipe
 from ssast_sb.brains.finetune import ClassifierBrain, average_epoch_states
-from ssast_sb.checkpoints import pretrain_model_from_original
+from ssast_sb.checkpoints import encoder_from_original
 from ssast_sb.dataio import (
     SkippingPaddedBatch,
     fit_label_encoder,
@@ -60,9 +60,9 @@ def build_encoder(hparams):
     (1, 127)
     """
     if hparams.get("pretrained_path"):
-        pretrained, _ = pretrain_model_from_original(hparams["pretrained_path"])
+        pretrained, _ = encoder_from_original(hparams["pretrained_path"])
         return adapt_encoder(
-            pretrained.encoder,
+            pretrained,
             hparams["fstride"],
             hparams["tstride"],
             hparams["target_frames"],

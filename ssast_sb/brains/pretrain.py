@@ -41,7 +41,6 @@ from ssast_sb.dataio import (
     manifest_dataset,
 )
 from ssast_sb.fileio import save_atomic
-from ssast_sb.masking import draw_mask
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.sampler import IntervalSampler
 from ssast_sb.schedules import current_lr
@@ -62,7 +61,7 @@ class MSPMBrain(sb.core.Brain):
     def on_fit_start(self):
         """Seeds the mask generator per run and per DDP rank before recovery."""
         # SpeechBrain seeds every rank alike; the rank is mixed in so ranks mask differently.
-        self.mask_rng = SeededGenerator(self.hparams.seed, process_rank(), self.device)
+        self.mask_rng = SeededGenerator(self.hparams.seed, process_rank())
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("mask_rng", self.mask_rng)
         super().on_fit_start()
@@ -84,22 +83,26 @@ class MSPMBrain(sb.core.Brain):
         """The pretraining model without any DDP wrapper."""
         return self.hparams.model
 
-    def _masks(self, batch_size, stage):
+    def draw_masks(self, batch_size, stage):
+        """The two masks of a batch, drawn on the CPU by the model's own ``draw_masks``.
+
+        Training draws ``model.num_masked`` patches from the checkpointed generator;
+        evaluation draws ``valid_num_masked`` from a generator reseeded at every
+        stage start, so every validation sees the same masks. The masks stay on the
+        CPU (moved to the device by :meth:`compute_forward`), so the sequence is the
+        same on every device.
+        """
         if stage == sb.Stage.TRAIN:
-            generator, count = self.mask_rng.generator, self.hparams.num_masked
-        else:
-            generator, count = self.eval_rng, self.hparams.valid_num_masked
-        grid = self.model.encoder.grid
-        return tuple(
-            draw_mask(self.model.masking, batch_size, grid, count, generator, self.device)
-            for _ in range(2)
-        )
+            return self.model.draw_masks(batch_size, self.mask_rng.generator, "cpu")
+        count = self.hparams.valid_num_masked
+        return self.model.draw_masks(batch_size, self.eval_rng, "cpu", num_masked=count)
 
     def compute_forward(self, batch, stage):
         """Draws two masks and runs both MSPM passes (padding-aware when the model is)."""
         batch = batch.to(self.device)
         features, _ = batch.fbank
-        mpc_mask, mpg_mask = self._masks(features.shape[0], stage)
+        masks = self.draw_masks(features.shape[0], stage)
+        mpc_mask, mpg_mask = (mask.to(self.device, non_blocking=True) for mask in masks)
         num_frames = batch.num_frames if self.model.padding_aware else None
         return self.modules.model(features, mpc_mask, mpg_mask, num_frames=num_frames)
 
@@ -117,7 +120,7 @@ class MSPMBrain(sb.core.Brain):
         """Resets the running means; evaluation reuses the same masks every time."""
         self.running = RunningMeans(LOGGED)
         if stage != sb.Stage.TRAIN:
-            self.eval_rng = torch.Generator(device=self.device).manual_seed(self.hparams.seed)
+            self.eval_rng = torch.Generator(device="cpu").manual_seed(self.hparams.seed)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, steps the plateau scheduler and keeps the best checkpoint."""
@@ -185,6 +188,11 @@ def train_loader_options(hparams, dataset_size, world_size=1):
 def export_pretrained(brain, hparams):
     """Writes the best model as a SpeechBrain checkpoint and as an original ``.pth``.
 
+    The ``.pth`` holds only what the run trained under the original names: the
+    encoder, the MSPM heads and the mask embedding of an :class:`SSASTPretrainModel`;
+    the encoder alone for an MAE-style model, whose decoder has no original
+    counterpart (its full state is in the ``.ckpt``).
+
     Arguments
     ---------
     brain : MSPMBrain
@@ -197,18 +205,19 @@ def export_pretrained(brain, hparams):
     dict
         Paths of ``ssast_pretrained.ckpt`` (our layout) and ``ssast_pretrained.pth``
         (the original layout, loadable by the original code and by
-        :func:`ssast_sb.checkpoints.pretrain_model_from_original`).
+        :func:`ssast_sb.checkpoints.encoder_from_original`).
     """
     folder = Path(hparams["pretrained_folder"])
     paths = {"ckpt": folder / "ssast_pretrained.ckpt", "pth": folder / "ssast_pretrained.pth"}
     if sb.utils.distributed.if_main_process():
         brain.checkpointer.recover_if_possible(max_key="acc")
         save_speechbrain_checkpoint(brain.model, paths["ckpt"])
-        exportable = brain.model
-        if not isinstance(exportable, SSASTPretrainModel):
-            # An MAE-style model has no original layout: its encoder is what fine-tuning uses.
-            exportable = SSASTPretrainModel(brain.model.encoder)
-        save_atomic(export_original(exportable), paths["pth"])
+        trained = brain.model
+        if not isinstance(trained, SSASTPretrainModel):
+            trained = brain.model.encoder
+            name = type(brain.model).__name__
+            logger.info("Exporting the encoder only: %s has no original MSPM heads", name)
+        save_atomic(export_original(trained), paths["pth"])
         logger.info("Pretrained SSAST written to %s", folder)
     sb.utils.distributed.ddp_barrier()
     return {name: str(path) for name, path in paths.items()}
