@@ -2,7 +2,7 @@
 
 The classifier is the encoder at a fine-tuning grid (overlapping patches,
 e.g. stride 10 for 16x16 patches: 1214 tokens at 1024 frames), mean pooling
-and the ``LayerNorm -> Linear`` head (SSAST_SPEC.md b.5), trained with a
+and the ``LayerNorm -> Linear`` head (docs/fidelity.md b.5), trained with a
 binary cross-entropy on random multi-hot labels (AudioSet's loss). Prints one
 line per repetition, the achieved GFLOP/s next to the machine's dense-matmul
 rate of the same precision measured in the same run, and as its last line a
@@ -18,23 +18,28 @@ Example::
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_pretrain_step import (
+
+from ssast_sb.encoder import SSASTEncoder
+from ssast_sb.models import SSASTClassifier
+
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_STRIDES,
     MemoryWatch,
     autocast_context,
-    encoder_flops,
+    classifier_forward_flops,
+    finetune_config,
     matmul_peak_gflops,
     sync,
 )
-
-from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-from ssast_sb.models import SSASTClassifier
-
-#: Fine-tuning strides of the original recipes (spec b.2) when none is given.
-DEFAULT_STRIDES = {"patch": (10, 10), "frame": (128, 1)}
 
 
 def parse_args(argv=None):
@@ -56,21 +61,6 @@ def parse_args(argv=None):
     args.fstride = args.fstride or default_f
     args.tstride = args.tstride or default_t
     return args
-
-
-def finetune_config(args):
-    """The encoder config of the fine-tuning grid."""
-    return EncoderConfig.from_names(
-        args.size, args.shape, input_tdim=args.tdim, fstride=args.fstride, tstride=args.tstride
-    )
-
-
-def classifier_forward_flops(config, batch, num_classes):
-    """Forward FLOPs of the classifier: patch embedding, blocks, head."""
-    embed = 2 * config.num_patches * config.embed_dim * config.fshape * config.tshape
-    blocks = encoder_flops(config.num_patches + 2, config.embed_dim, config.depth, config.mlp_ratio)
-    head = 2 * config.embed_dim * num_classes
-    return (embed + blocks + head) * batch
 
 
 def main(argv=None):

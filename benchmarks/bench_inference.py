@@ -21,14 +21,27 @@ Example::
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-from bench_finetune_step import DEFAULT_STRIDES, classifier_forward_flops, finetune_config
-from bench_pretrain_step import autocast_context, matmul_peak_gflops, peak_rss_mb, sync
 
 from ssast_sb.encoder import SSASTEncoder
 from ssast_sb.models import SSASTClassifier
+
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_STRIDES,
+    autocast_context,
+    classifier_forward_flops,
+    finetune_config,
+    matmul_peak_gflops,
+    peak_rss_mb,
+    sync,
+)
 
 PRECISIONS = ("fp32", "bf16")
 

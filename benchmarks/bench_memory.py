@@ -12,12 +12,18 @@ end, its range, and the growth per 100 steps (least-squares slope after warm-up)
 import argparse
 import json
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from bench_pretrain_step import build_model, default_num_masked
 
 from ssast_sb.encoder import EncoderConfig
+
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import build_model, default_num_masked  # noqa: E402
 
 
 def rss_mb():

@@ -29,6 +29,8 @@ Authors
 """
 
 import os
+import sys
+from pathlib import Path
 
 # Before SpeechBrain is imported anywhere: its import would turn TF32 on.
 os.environ.setdefault("SB_DISABLE_QUIRKS", "allow_tf32")
@@ -37,22 +39,22 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pretrain_step import (  # noqa: E402
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
     MODES,
     StepRunner,
     autocast_context,
     matmul_peak_gflops,
     sync,
 )
-from fixture_layouts import build_fixture  # noqa: E402
+from benchmarks.fixture_layouts import build_fixture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference"
@@ -69,24 +71,20 @@ BF16_PEAK_TFLOPS = {
     "A10G": 70.0,
 }
 
-#: YAML -> (recipe folder, fixture, data options). ``{root}`` is the fixture folder.
+#: YAML -> (recipe folder, fixture, data options). ``{root}`` is the fixture folder; the
+#: fixtures hold fewer classes than the official releases (``--num_classes``).
+ESC50 = ["--data_folder", "{root}", "--download", "False", "--num_classes", "2"]
+SPEECH_COMMANDS = ["--data_folder", "{root}", "--download", "False", "--num_classes", "4"]
+AUDIOSET = ["--data_folder", "{root}", "--num_classes", "3"]
 RECIPES = {
-    "esc50.yaml": ("esc50", "esc50", ["--data_folder", "{root}", "--download", "False"]),
-    "esc50_frame.yaml": ("esc50", "esc50", ["--data_folder", "{root}", "--download", "False"]),
-    "speech_commands_v2.yaml": (
-        "speech_commands",
-        "speech_commands_v2",
-        ["--data_folder", "{root}", "--download", "False"],
-    ),
-    "speech_commands_v1_ks.yaml": (
-        "speech_commands",
-        "speech_commands_v1",
-        ["--data_folder", "{root}", "--download", "False"],
-    ),
+    "esc50.yaml": ("esc50", "esc50", ESC50),
+    "esc50_frame.yaml": ("esc50", "esc50", ESC50),
+    "speech_commands_v2.yaml": ("speech_commands", "speech_commands_v2", SPEECH_COMMANDS),
+    "speech_commands_v1_ks.yaml": ("speech_commands", "speech_commands_v1", SPEECH_COMMANDS),
     "iemocap.yaml": ("iemocap", "iemocap", ["--data_folder", "{root}"]),
-    "voxceleb.yaml": ("voxceleb", "voxceleb", ["--data_folder", "{root}"]),
-    "audioset.yaml": ("audioset", "audioset", ["--data_folder", "{root}"]),
-    "audioset_full.yaml": ("audioset", "audioset", ["--data_folder", "{root}"]),
+    "voxceleb.yaml": ("voxceleb", "voxceleb", ["--data_folder", "{root}", "--num_classes", "3"]),
+    "audioset.yaml": ("audioset", "audioset", AUDIOSET),
+    "audioset_full.yaml": ("audioset", "audioset", AUDIOSET),
     "quickstart.yaml": (
         "quickstart",
         None,
@@ -102,6 +100,7 @@ RECIPES["pretrain_small.yaml"] = (
     "pretraining",
     ["--extra_sources", "[{root}/own/train]", "--valid_source", "{root}/own/valid"],
 )
+
 RECIPES["librispeech.yaml"] = ("librispeech", "pretraining", PRETRAINING)
 
 #: Extra options of some YAMLs in a 2-epoch run.

@@ -26,11 +26,11 @@ Example::
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_pretrain_step import build_model, default_num_masked
 
 from ssast_sb.data.audio import load_audio
 from ssast_sb.encoder import EncoderConfig, pool_tokens
@@ -39,6 +39,12 @@ from ssast_sb.frontend import SAMPLE_RATE, SSASTFbank
 DEFAULT_AUDIO = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio_events_esc10"
 )
+
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import build_model, default_num_masked  # noqa: E402
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -13,12 +13,18 @@ Example::
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
-from bench_pretrain_step import build_model, default_num_masked
 from torch.profiler import ProfilerActivity, profile
 
 from ssast_sb.encoder import EncoderConfig
+
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import build_model, default_num_masked  # noqa: E402
 
 #: Operator names that are matrix products.
 MATMUL_KEYS = ("addmm", "mm", "bmm", "matmul", "linear", "scaled_dot_product", "flash", "conv")

@@ -42,19 +42,23 @@ from pathlib import Path
 
 import torch
 
-from ssast_sb.budget_pretrain import pretrain_for_minutes
-from ssast_sb.clip_bank import ClipBank
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-from ssast_sb.fewshot import (
+from ssast_sb.fileio import atomic_open, save_atomic
+from ssast_sb.mae import MAEPretrainModel
+from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
+
+if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.smallscale.budget_pretrain import pretrain_for_minutes  # noqa: E402
+from benchmarks.smallscale.clip_bank import ClipBank  # noqa: E402
+from benchmarks.smallscale.fewshot import (  # noqa: E402
     accuracy,
     finetune_classifier,
     k_shot_indices,
     layer_embeddings,
     linear_probe,
 )
-from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.mae import MAEPretrainModel
-from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -367,7 +371,7 @@ def write_curve(curve, output):
         writer.writeheader()
         writer.writerows(curve)
     if "acc" in curve[0]:
-        from ssast_sb.plots import plot_curves
+        from ssast_sb.reports import plot_curves
 
         plot_curves(
             curve,

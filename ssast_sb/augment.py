@@ -1,4 +1,4 @@
-"""Fine-tuning augmentations of the original SSAST loader (SSAST_SPEC.md a.3).
+"""Fine-tuning augmentations of the original SSAST loader (docs/fidelity.md a.3).
 
 The original applies, to each training clip and in this order:
 
@@ -14,7 +14,7 @@ The original applies, to each training clip and in this order:
 
 Every function takes its random generator explicitly, so a worker seeded once
 reproduces the same augmented clips. :class:`FinetuneAugmentation` bundles the
-per-task settings of the released recipes (SSAST_SPEC.md a.3 table, d.2).
+per-task settings of the released recipes (docs/fidelity.md a.3 table, d.2).
 
 Authors
  * ssast-sb contributors
@@ -56,7 +56,7 @@ def spec_augment(fbank, freqm, timem, generator=None):
     Arguments
     ---------
     fbank : torch.Tensor
-        ``(T, F)`` log-mel filterbank, before normalisation (SSAST_SPEC.md a.3, f.6).
+        ``(T, F)`` log-mel filterbank, before normalisation (docs/fidelity.md a.3, f.6).
     freqm : int
         Maximum frequency-mask width in mel bins (exclusive).
     timem : int
@@ -98,7 +98,7 @@ def mixup_waveforms(wave1, wave2, lam):
 
     Both are DC-removed, ``wave2`` is zero-padded or cut at the end to the
     length of ``wave1``, the mix ``lam * wave1 + (1 - lam) * wave2`` is formed
-    and DC-removed again (SSAST_SPEC.md a.3).
+    and DC-removed again (docs/fidelity.md a.3).
 
     Arguments
     ---------
@@ -219,7 +219,7 @@ def add_noise_and_roll(features, generator=None):
 
 @dataclass(frozen=True)
 class FinetuneAugmentation:
-    """Augmentation settings of a fine-tuning recipe (SSAST_SPEC.md a.3, d.2).
+    """Augmentation settings of a fine-tuning recipe (docs/fidelity.md a.3, d.2).
 
     Arguments
     ---------
@@ -327,7 +327,7 @@ class FinetuneAugmentation:
         return add_noise_and_roll(features, generator)
 
 
-#: The released recipes' settings (run_as.sh, run_esc_*.sh, run_sc.sh; SSAST_SPEC.md a.3).
+#: The released recipes' settings (run_as.sh, run_esc_*.sh, run_sc.sh; docs/fidelity.md a.3).
 PRESETS = {
     "audioset": FinetuneAugmentation(freqm=48, timem=192, mixup=0.5, noise=False),
     "esc50": FinetuneAugmentation(freqm=24, timem=96, mixup=0.0, noise=True),

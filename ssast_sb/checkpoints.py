@@ -1,9 +1,9 @@
 """Original SSAST checkpoints <-> ssast_sb modules, with strict key accounting.
 
-The original state dicts (SSAST_SPEC.md b.7) are ``DataParallel`` dicts whose
+The original state dicts (docs/fidelity.md b.7) are ``DataParallel`` dicts whose
 keys start with ``module.``; files without the prefix are accepted too. Every
 tensor is accounted for: a missing or unexpected key is an error listing the
-keys, unlike the original loader (``strict=False``, spec f.5). The unused
+keys, unlike the original loader (``strict=False``, docs/fidelity.md f.5). The unused
 timm classifier heads (``v.head*``) are kept aside as *leftovers* so that an
 export reproduces the original file exactly.
 
@@ -267,6 +267,80 @@ def encoder_from_original(source, model_size=None, num_heads=None):
     encoder_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     encoder = load_strict(SSASTEncoder(config), encoder_tensors, "original pretraining encoder")
     return encoder, leftovers
+
+
+def task_encoder(
+    pretrained_path=None,
+    model_size="base",
+    patch_shape="patch",
+    fstride=16,
+    tstride=16,
+    target_frames=1024,
+    pos_embed_adaptation="original",
+    variable_length=False,
+):
+    """The encoder at a task's grid: a pretraining checkpoint adapted to it, or a fresh one.
+
+    What a fine-tuning YAML declares as ``encoder: !apply:ssast_sb.checkpoints.task_encoder``.
+    Only the checkpoint's encoder tensors are read (:func:`encoder_from_original`),
+    then the patch strides and input length move to the task's
+    (:func:`ssast_sb.models.adapt_encoder`); the checkpoint fixes the width, depth
+    and patch shape. The global random state is left as it was (the encoder
+    draws from a forked one), so a head built after it starts from the same
+    weights whether the encoder was loaded or drawn: pretrained and scratch twins
+    differ in their encoder only.
+
+    Arguments
+    ---------
+    pretrained_path : str, optional
+        An original-format pretraining checkpoint (a released ``SSAST-*.pth``, the
+        ``ssast_pretrained.pth`` of our pretraining recipes or its encoder-only
+        export); None draws a fresh encoder.
+    model_size : str
+        ``tiny``, ``small`` or ``base`` (scratch only).
+    patch_shape : str
+        ``patch`` (16x16) or ``frame`` (128x2) (scratch only).
+    fstride, tstride : int
+        Patch strides of the task grid.
+    target_frames : int
+        Input frames of the task.
+    pos_embed_adaptation : str
+        ``original`` or ``resize`` (see :func:`ssast_sb.models.adapt_encoder`).
+    variable_length : bool
+        Accept inputs shorter than ``target_frames``.
+
+    Returns
+    -------
+    SSASTEncoder
+
+    Example
+    -------
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> encoder = task_encoder(None, "tiny", "frame", fstride=128, tstride=1, target_frames=128)
+    >>> encoder.grid, torch.equal(torch.rand(2), torch.manual_seed(0) and torch.rand(2))
+    ((1, 127), True)
+    """
+    with torch.random.fork_rng(devices=[]):
+        if pretrained_path:
+            pretrained, _ = encoder_from_original(pretrained_path)
+            return adapt_encoder(
+                pretrained,
+                fstride,
+                tstride,
+                target_frames,
+                method=pos_embed_adaptation,
+                variable_length=variable_length,
+            )
+        config = EncoderConfig.from_names(
+            model_size,
+            patch_shape,
+            fstride=fstride,
+            tstride=tstride,
+            input_tdim=target_frames,
+            variable_length=variable_length,
+        )
+        return SSASTEncoder(config)
 
 
 def pretrain_model_from_original(source, model_size=None, num_heads=None, **model_kwargs):

@@ -34,7 +34,7 @@ from ssast_sb.checkpoints import (
 FORWARD_ATOL = 1e-5
 #: Largest difference allowed on gradients, relative to the tensor's largest value.
 GRAD_RTOL = 1e-4
-#: Gradients below this are numerically zero (e.g. ``cpredlayer.2.bias``, spec c.2).
+#: Gradients below this are numerically zero (e.g. ``cpredlayer.2.bias``, docs/fidelity.md c.2).
 GRAD_ATOL = 1e-7
 
 

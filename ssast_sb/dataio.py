@@ -175,18 +175,20 @@ def manifest_dataset(manifest_path, dynamic_items, output_keys):
     )
 
 
-def label_pipeline(label_encoder):
-    """A dynamic item that encodes the ``label`` column as ``target`` (a class index).
+def label_pipeline(label_encoder, column="label"):
+    """A dynamic item that encodes a label column as ``target`` (a class index).
 
     Arguments
     ---------
     label_encoder : speechbrain.dataio.encoder.CategoricalEncoder
         A fitted encoder.
+    column : str
+        The manifest column holding the label.
 
     Returns
     -------
     callable
-        Takes ``label``, provides ``target``: a ``(1,)`` int64 tensor.
+        Takes ``column``, provides ``target``: a ``(1,)`` int64 tensor.
 
     Example
     -------
@@ -197,7 +199,7 @@ def label_pipeline(label_encoder):
     tensor([1])
     """
 
-    @sb.utils.data_pipeline.takes("label")
+    @sb.utils.data_pipeline.takes(column)
     @sb.utils.data_pipeline.provides("target")
     def encode(label):
         if label not in label_encoder.lab2ind:
@@ -210,17 +212,19 @@ def label_pipeline(label_encoder):
     return encode
 
 
-def fit_label_encoder(dataset, path=None, separator=None):
-    """A ``CategoricalEncoder`` over the ``label`` column, saved to / loaded from ``path``.
+def fit_label_encoder(dataset, path=None, separator=None, column="label"):
+    """A ``CategoricalEncoder`` over a label column, saved to / loaded from ``path``.
 
     Arguments
     ---------
     dataset : DynamicItemDataset
-        Training set with a ``label`` column.
+        Training set with the label column.
     path : str, optional
         Where the encoder is saved (and read back on later runs).
     separator : str, optional
         For multi-label columns, the separator of the labels.
+    column : str
+        The manifest column holding the labels.
 
     Returns
     -------
@@ -231,7 +235,7 @@ def fit_label_encoder(dataset, path=None, separator=None):
         return encoder
     labels = set()
     for row in dataset.data.values():
-        labels.update(row["label"].split(separator) if separator else [row["label"]])
+        labels.update(row[column].split(separator) if separator else [row[column]])
     encoder.update_from_iterable(sorted(labels - {""}))
     if path is not None:
         encoder.save(path)
@@ -280,8 +284,8 @@ def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE, on_bad_audio="er
     return read
 
 
-def multi_hot_pipeline(label_encoder, separator=";"):
-    """A dynamic item that turns ``label`` (labels joined by ``separator``) into ``target``.
+def multi_hot_pipeline(label_encoder, separator=";", column="label"):
+    """A dynamic item that turns a column of labels joined by ``separator`` into ``target``.
 
     Arguments
     ---------
@@ -289,11 +293,13 @@ def multi_hot_pipeline(label_encoder, separator=";"):
         Maps each label to its index.
     separator : str
         Separator of the labels in the column.
+    column : str
+        The manifest column holding the labels.
 
     Returns
     -------
     callable
-        Takes ``label``, provides ``target``: a ``(C,)`` float tensor.
+        Takes ``column``, provides ``target``: a ``(C,)`` float tensor.
 
     Example
     -------
@@ -305,7 +311,7 @@ def multi_hot_pipeline(label_encoder, separator=";"):
     """
     encode_one = label_pipeline(label_encoder)
 
-    @sb.utils.data_pipeline.takes("label")
+    @sb.utils.data_pipeline.takes(column)
     @sb.utils.data_pipeline.provides("target")
     def encode(label):
         target = torch.zeros(len(label_encoder.lab2ind))
@@ -314,3 +320,63 @@ def multi_hot_pipeline(label_encoder, separator=";"):
         return target
 
     return encode
+
+
+def classification_datasets(hparams, manifests, label_encoder_path):
+    """Datasets providing ``sig`` and ``target``, and the label encoder of the training set.
+
+    The label encoder is fitted on the training manifest by the main process and
+    saved at ``label_encoder_path``; every process then reads that file (an
+    encoder already there, e.g. AudioSet's full class list, is used as it is).
+
+    Arguments
+    ---------
+    hparams : dict
+        ``multi_label``, ``label_separator``, ``label_column``, ``max_train_crop_s``
+        and ``on_bad_audio`` (``error`` or ``skip``).
+    manifests : dict
+        ``train``, ``valid`` and optionally ``test`` CSVs with the label column.
+    label_encoder_path : str or pathlib.Path
+        Where the label encoder is written or read.
+
+    Returns
+    -------
+    datasets : dict
+    label_encoder : CategoricalEncoder
+    """
+    separator = hparams["label_separator"] if hparams["multi_label"] else None
+    column = hparams["label_column"]
+    datasets = {
+        split: manifest_dataset(path, [], ["id"])
+        for split, path in manifests.items()
+        if path is not None
+    }
+    for split, dataset in datasets.items():
+        first = next(iter(dataset.data.values()), {})
+        clashes = {"sig", "target"} & set(first)
+        if clashes:
+            raise ValueError(
+                f"The {split} manifest has column(s) {sorted(clashes)}, which the fine-tuning "
+                "pipeline computes itself; rename or drop them"
+            )
+        if first and column not in first:
+            raise ValueError(
+                f"The {split} manifest {manifests[split]} has no label column {column!r} "
+                f"(columns: {sorted(first)}); set label_column"
+            )
+    sb.utils.distributed.run_on_main(
+        fit_label_encoder,
+        args=[datasets["train"], label_encoder_path],
+        kwargs={"separator": separator, "column": column},
+    )
+    encoder = fit_label_encoder(datasets["train"], label_encoder_path, separator, column)
+    if separator:
+        targets = multi_hot_pipeline(encoder, separator, column)
+    else:
+        targets = label_pipeline(encoder, column)
+    for split, dataset in datasets.items():
+        crop = hparams["max_train_crop_s"] if split == "train" else None
+        dataset.add_dynamic_item(waveform_pipeline(crop, on_bad_audio=hparams["on_bad_audio"]))
+        dataset.add_dynamic_item(targets)
+        dataset.set_output_keys(["id", "sig", "target"])
+    return datasets, encoder

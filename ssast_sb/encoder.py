@@ -2,7 +2,7 @@
 
 Parameter names follow the original SSAST model (``v.*`` in its state dicts,
 which are timm 0.4.5 names), so converting a checkpoint is a prefix rename.
-See SSAST_SPEC.md sections b.1-b.3.
+See docs/fidelity.md sections b.1-b.3.
 
 Authors
  * ssast-sb contributors
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ssast_sb.pos_embed import patch_grid
 
-#: Width, heads and depth of the DeiT backbones used by SSAST (spec b.1).
+#: Width, heads and depth of the DeiT backbones used by SSAST (docs/fidelity.md b.1).
 MODEL_SIZES = {
     "tiny": {"embed_dim": 192, "num_heads": 3, "depth": 12},
     "small": {"embed_dim": 384, "num_heads": 6, "depth": 12},
@@ -117,7 +117,7 @@ class PatchEmbed(nn.Module):
     """Cuts a one-channel spectrogram into patches and projects each to D.
 
     The tokens come out frequency-major (``token = f_idx * t_dim + t_idx``),
-    as in the original model (spec b.2).
+    as in the original model (docs/fidelity.md b.2).
 
     Arguments
     ---------
@@ -318,7 +318,7 @@ class SSASTEncoder(nn.Module):
         spectrogram : torch.Tensor
             ``(B, T, F)`` normalised fbank features.
         mask_index : torch.Tensor, optional
-            ``(B, M)`` patch indices to replace by ``mask_embed`` (spec c.1).
+            ``(B, M)`` patch indices to replace by ``mask_embed`` (docs/fidelity.md c.1).
         mask_embed : torch.Tensor, optional
             ``(1, 1, D)`` learned mask token.
         return_layers : bool

@@ -16,6 +16,13 @@ from pathlib import Path
 import torch
 
 
+def _current_umask():
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode="w", newline=None):
     """Opens a file for writing that appears at ``path`` only once complete.
@@ -47,6 +54,8 @@ def atomic_open(path, mode="w", newline=None):
     ...     _ = out.write("done")
     >>> open(path).read(), os.listdir(os.path.dirname(path))
     ('done', ['notes.txt'])
+    >>> oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~_current_umask())
+    True
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes text ('w') or bytes ('wb'), not {mode!r}")
@@ -59,6 +68,8 @@ def atomic_open(path, mode="w", newline=None):
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp makes the file private (0600); give it the usual permissions (umask).
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, path)
     except BaseException:
         # BaseException so that Ctrl-C also cleans up the temporary file.

@@ -1,4 +1,4 @@
-"""Waveforms to SSAST input features, exactly as the original loader (SSAST_SPEC.md a.1-a.2).
+"""Waveforms to SSAST input features, exactly as the original loader (docs/fidelity.md a.1-a.2).
 
 Per clip: remove the DC offset, compute a 128-bin Kaldi fbank (25 ms Hanning
 windows every 10 ms, no dither), pad with zeros or cut to ``target_frames``,

@@ -24,83 +24,7 @@ import torch
 from speechbrain.inference.interfaces import Pretrained
 
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.frontend import SSASTFbank
 from ssast_sb.models import LayerWeightedClassifier
-
-
-class FbankFeatures(SSASTFbank):
-    """The SSAST frontend as a SpeechBrain ``compute_features`` module.
-
-    Example
-    -------
-    >>> FbankFeatures(target_frames=100)(torch.randn(1, 16000)).shape
-    torch.Size([1, 100, 128])
-    """
-
-
-class PassThrough(torch.nn.Module):
-    """``mean_var_norm`` stand-in: SSAST features are already normalised.
-
-    Example
-    -------
-    >>> PassThrough()(torch.ones(2), torch.ones(1))
-    tensor([1., 1.])
-    """
-
-    def forward(self, features, lengths=None):
-        """Returns ``features`` unchanged."""
-        return features
-
-
-class EmbeddingView(torch.nn.Module):
-    """``embedding_model(feats, lens) -> (B, 1, D)`` of a trained classifier.
-
-    Arguments
-    ---------
-    model : SSASTClassifier or LayerWeightedClassifier
-        The trained model (shared with :class:`HeadView`).
-
-    Example
-    -------
-    >>> from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-    >>> from ssast_sb.models import SSASTClassifier
-    >>> model = SSASTClassifier(SSASTEncoder(EncoderConfig(embed_dim=8, depth=1, num_heads=2,
-    ...     input_tdim=32)), 3)
-    >>> EmbeddingView(model)(torch.randn(2, 32, 128)).shape
-    torch.Size([2, 1, 8])
-    """
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, features, lengths=None):
-        """Pooled clip embeddings with a singleton time axis."""
-        return self.model.embed(features).unsqueeze(1)
-
-
-class HeadView(torch.nn.Module):
-    """``classifier(embeddings) -> (B, 1, C)`` log-probabilities of a trained classifier.
-
-    Arguments
-    ---------
-    model : SSASTClassifier or LayerWeightedClassifier
-        The trained model.
-    multi_label : bool
-        Log-sigmoid per class (multi-label) instead of log-softmax.
-    """
-
-    def __init__(self, model, multi_label=False):
-        super().__init__()
-        self.model = model
-        self.multi_label = multi_label
-
-    def forward(self, embeddings):
-        """Log-probabilities of each class."""
-        logits = self.model.classify_embedding(embeddings)
-        if self.multi_label:
-            return torch.nn.functional.logsigmoid(logits)
-        return logits.log_softmax(dim=-1)
 
 
 class SSASTAudioClassifier(Pretrained):
@@ -108,8 +32,23 @@ class SSASTAudioClassifier(Pretrained):
 
     Example
     -------
-    >>> # classifier = SSASTAudioClassifier.from_hparams(source="results/esc50/inference")
-    >>> # probabilities, score, index, labels = classifier.classify_file("dog.wav")
+    >>> import tempfile
+    >>> from speechbrain.dataio.encoder import CategoricalEncoder
+    >>> from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+    >>> from ssast_sb.frontend import SSASTFbank
+    >>> from ssast_sb.models import SSASTClassifier
+    >>> config = EncoderConfig(embed_dim=16, depth=1, num_heads=2, input_tdim=32)
+    >>> labels = CategoricalEncoder()
+    >>> labels.update_from_iterable(["dog", "rain"])
+    >>> folder = export_inference_folder(SSASTClassifier(SSASTEncoder(config), 2), labels,
+    ...                                  SSASTFbank(target_frames=32), tempfile.mkdtemp())
+    >>> classifier = SSASTAudioClassifier.from_hparams(source=str(folder),
+    ...                                                savedir=tempfile.mkdtemp())
+    >>> out_prob, score, index, text_lab = classifier.classify_batch(torch.randn(3, 8000))
+    >>> out_prob.shape, bool(torch.allclose(out_prob.exp().sum(-1), torch.ones(3)))
+    (torch.Size([3, 2]), True)
+    >>> text_lab[0] in ("dog", "rain")
+    True
     """
 
     HPARAMS_NEEDED = ["label_encoder", "multi_label"]
@@ -123,24 +62,46 @@ class SSASTAudioClassifier(Pretrained):
         return self.mods.embedding_model(features, wav_lens)
 
     def classify_batch(self, wavs, wav_lens=None):
-        """Class probabilities, best score, best index and best label of each clip.
+        """Classifies a batch as SpeechBrain's ``EncoderClassifier.classify_batch`` does.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(B, N)`` waveforms at 16 kHz.
+        wav_lens : torch.Tensor, optional
+            ``(B,)`` relative lengths.
 
         Returns
         -------
-        probabilities : torch.Tensor
-            ``(B, C)``: softmax, or per-class sigmoid for multi-label models.
-        score, index : torch.Tensor
-            ``(B,)`` best probability and its class index.
-        labels : list of str
+        out_prob : torch.Tensor
+            ``(B, C)`` log-probabilities: log-softmax, or per-class log-sigmoid for
+            multi-label models (``.exp()`` gives probabilities).
+        score : torch.Tensor
+            ``(B,)`` best log-probability.
+        index : torch.Tensor
+            ``(B,)`` its class index.
+        text_lab : list of str
             Best label per clip.
         """
-        log_probs = self.mods.classifier(self.encode_batch(wavs, wav_lens)).squeeze(1)
-        probabilities = log_probs.exp()
-        score, index = probabilities.max(dim=-1)
-        return probabilities, score, index, self.hparams.label_encoder.decode_torch(index)
+        out_prob = self.mods.classifier(self.encode_batch(wavs, wav_lens)).squeeze(1)
+        score, index = out_prob.max(dim=-1)
+        return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
 
     def classify_file(self, path, **kwargs):
-        """Classifies one audio file (any sample rate; resampled to 16 kHz)."""
+        """Classifies one audio file (any sample rate; resampled to 16 kHz).
+
+        Arguments
+        ---------
+        path : str
+            The file.
+        **kwargs
+            Passed to ``Pretrained.load_audio``.
+
+        Returns
+        -------
+        tuple
+            As :meth:`classify_batch`, for a batch of one.
+        """
         waveform = self.load_audio(path, **kwargs)
         return self.classify_batch(waveform.unsqueeze(0), torch.tensor([1.0]))
 
@@ -157,8 +118,7 @@ class SSASTAudioClassifier(Pretrained):
         wavs = wavs.to(self.device).float()
         wav_lens = torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
         features = self.mods.compute_features(wavs, wav_lens).to(self.device)
-        encoder = self.mods.embedding_model.model.encoder
-        return encoder(features, return_layers=return_layers)
+        return self.mods.embedding_model.tokens(features, return_layers=return_layers)
 
 
 def _yaml_value(value):
@@ -213,20 +173,20 @@ def export_inference_folder(model, label_encoder, frontend, folder, multi_label=
 sample_rate: 16000
 multi_label: {_yaml_value(multi_label)}
 
-compute_features: !new:ssast_sb.inference.FbankFeatures
+compute_features: !new:ssast_sb.frontend.SSASTFbank
     target_frames: {frontend.target_frames}
     mean: {frontend.mean}
     std: {frontend.std}
     variable_length: {_yaml_value(frontend.variable_length)}
-mean_var_norm: !new:ssast_sb.inference.PassThrough
+mean_var_norm: !new:ssast_sb.lobes.PassThrough
 
 encoder: !new:ssast_sb.encoder.SSASTEncoder
     config: !new:ssast_sb.encoder.EncoderConfig
 {encoder_yaml}
 {model_yaml}
-embedding_model: !new:ssast_sb.inference.EmbeddingView
+embedding_model: !new:ssast_sb.lobes.EmbeddingView
     model: !ref <model>
-classifier: !new:ssast_sb.inference.HeadView
+classifier: !new:ssast_sb.lobes.HeadView
     model: !ref <model>
     multi_label: !ref <multi_label>
 label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder

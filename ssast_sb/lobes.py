@@ -8,10 +8,12 @@ UrbanSound8k, ...) chain four modules named in their YAML::
     embeddings = embedding_model(feats, lens)  # (B, 1, D)
     outputs = classifier(embeddings)           # (B, 1, C)
 
-:class:`SSASTFeatures`, :class:`PassThrough` and :class:`SSASTEmbedding` fill
-the first three slots, so an SSAST encoder (from scratch or adapted from an
-original-format pretraining checkpoint) replaces ECAPA-TDNN or CNN14 by editing
-the YAML only. See ``examples/README.md``.
+:class:`~ssast_sb.frontend.SSASTFbank`, :class:`PassThrough` and
+:class:`SSASTEmbedding` fill the first three slots, so an SSAST encoder (from
+scratch or adapted from an original-format pretraining checkpoint) replaces
+ECAPA-TDNN or CNN14 by editing the YAML only. See ``examples/README.md``.
+:class:`EmbeddingView` and :class:`HeadView` fill the ``embedding_model`` and
+``classifier`` slots of a fine-tuned model's inference folder.
 
 Authors
  * ssast-sb contributors
@@ -21,14 +23,9 @@ import torch
 
 from ssast_sb.checkpoints import encoder_from_original
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
-from ssast_sb.inference import FbankFeatures, PassThrough
 from ssast_sb.models import adapt_encoder
 
-__all__ = ["PassThrough", "SSASTEmbedding", "SSASTFeatures"]
-
-#: The SSAST frontend as ``compute_features``: fbank, pad or cut to ``target_frames``,
-#: ``(x - mean) / (2 std)``; give it ``sample_rate`` when the recipe's audio is not 16 kHz.
-SSASTFeatures = FbankFeatures
+__all__ = ["EmbeddingView", "HeadView", "PassThrough", "SSASTEmbedding"]
 
 
 class SSASTEmbedding(torch.nn.Module):
@@ -42,7 +39,7 @@ class SSASTEmbedding(torch.nn.Module):
     shape : str
         ``patch`` (16x16) or ``frame`` (128x2) patches (ignored with ``pretrained_path``).
     target_frames : int
-        Input frames; must match ``SSASTFeatures(target_frames=...)``.
+        Input frames; must match ``SSASTFbank(target_frames=...)``.
     fstride, tstride : int
         Patch strides of the fine-tuning grid (the original uses 10/10 for
         patches and 128/1 for frames; equal to the patch shape means no overlap).
@@ -52,7 +49,7 @@ class SSASTEmbedding(torch.nn.Module):
     pretrained_path : str, optional
         An original-format SSAST pretraining checkpoint (a released
         ``SSAST-*.pth`` or the ``ssast_pretrained.pth`` of our pretraining
-        recipes), adapted to the grid above (spec b.3). None: random init.
+        recipes), adapted to the grid above (docs/fidelity.md b.3). None: random init.
     embedding_dim : int, optional
         Adds a linear projection to this width (as ECAPA-TDNN's ``lin_neurons``);
         None keeps the encoder width (192 tiny, 384 small, 768 base).
@@ -107,7 +104,7 @@ class SSASTEmbedding(torch.nn.Module):
         Arguments
         ---------
         features : torch.Tensor
-            ``(B, target_frames, 128)`` from :data:`SSASTFeatures`.
+            ``(B, target_frames, 128)`` from :class:`~ssast_sb.frontend.SSASTFbank`.
         lengths : torch.Tensor, optional
             Relative lengths; unused, because the frontend already padded every
             clip the way the model was pretrained (padding frames are attended to,
@@ -120,3 +117,72 @@ class SSASTEmbedding(torch.nn.Module):
         tokens = self.encoder(features)
         pooled = pool_tokens(tokens, self.pooling, self.encoder.num_class_tokens)
         return self.projection(pooled).unsqueeze(1)
+
+
+class PassThrough(torch.nn.Module):
+    """``mean_var_norm`` stand-in: SSAST features are already normalised.
+
+    Example
+    -------
+    >>> PassThrough()(torch.ones(2), torch.ones(1))
+    tensor([1., 1.])
+    """
+
+    def forward(self, features, lengths=None):
+        """Returns ``features`` unchanged."""
+        return features
+
+
+class EmbeddingView(torch.nn.Module):
+    """``embedding_model(feats, lens) -> (B, 1, D)`` of a trained classifier.
+
+    Arguments
+    ---------
+    model : SSASTClassifier or LayerWeightedClassifier
+        The trained model (shared with :class:`HeadView`).
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig, SSASTEncoder
+    >>> from ssast_sb.models import SSASTClassifier
+    >>> model = SSASTClassifier(SSASTEncoder(EncoderConfig(embed_dim=8, depth=1, num_heads=2,
+    ...     input_tdim=32)), 3)
+    >>> EmbeddingView(model)(torch.randn(2, 32, 128)).shape
+    torch.Size([2, 1, 8])
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features, lengths=None):
+        """Pooled clip embeddings with a singleton time axis."""
+        return self.model.embed(features).unsqueeze(1)
+
+    def tokens(self, features, return_layers=False):
+        """The encoder's patch/frame tokens (class tokens first), and every layer's on request."""
+        return self.model.encoder(features, return_layers=return_layers)
+
+
+class HeadView(torch.nn.Module):
+    """``classifier(embeddings) -> (B, 1, C)`` log-probabilities of a trained classifier.
+
+    Arguments
+    ---------
+    model : SSASTClassifier or LayerWeightedClassifier
+        The trained model.
+    multi_label : bool
+        Log-sigmoid per class (multi-label) instead of log-softmax.
+    """
+
+    def __init__(self, model, multi_label=False):
+        super().__init__()
+        self.model = model
+        self.multi_label = multi_label
+
+    def forward(self, embeddings):
+        """Log-probabilities of each class."""
+        logits = self.model.classify_embedding(embeddings)
+        if self.multi_label:
+            return torch.nn.functional.logsigmoid(logits)
+        return logits.log_softmax(dim=-1)

@@ -2,7 +2,7 @@
 
 The original SSAST replaces masked patch embeddings by a mask token and runs
 all ``N + 2`` tokens through every block, so about 78% of the encoder's work
-goes to mask tokens (SSAST_SPEC.md f.9). MAE (He et al., 2022) and MAE-AST
+goes to mask tokens (docs/fidelity.md f.9). MAE (He et al., 2022) and MAE-AST
 (Baade et al., 2022) drop the masked patches from the encoder instead and let a
 light decoder, which sees every position, fill them in:
 
@@ -14,7 +14,7 @@ light decoder, which sees every position, fill them in:
    transformer blocks and a LayerNorm;
 4. the decoder outputs at the masked positions feed the original
    discriminative (InfoNCE) and generative (MSE) heads, joint loss
-   ``nce + 10 * mse`` (spec c.2-c.4).
+   ``nce + 10 * mse`` (docs/fidelity.md c.2-c.4).
 
 One mask per step feeds both heads (as ``SSASTPretrainModel(single_pass=True)``):
 one encoder pass over the visible tokens serves both objectives. The encoder
@@ -153,7 +153,7 @@ class MAEPretrainModel(nn.Module):
     A drop-in alternative to :class:`ssast_sb.models.SSASTPretrainModel` (same
     ``forward``, ``draw_masks``, ``targets`` and attributes), so the MSPM Brain
     and the recipes' YAML take it as ``model: !new:ssast_sb.mae.MAEPretrainModel``.
-    It departs from the original (SSAST_SPEC.md f.9): the encoder never sees
+    It departs from the original (docs/fidelity.md f.9): the encoder never sees
     a mask token, and one mask feeds both heads.
 
     Arguments

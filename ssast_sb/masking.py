@@ -1,4 +1,4 @@
-"""Which patches to mask for masked spectrogram patch modeling (SSAST_SPEC.md c.1).
+"""Which patches to mask for masked spectrogram patch modeling (docs/fidelity.md c.1).
 
 All functions draw an independent mask per clip, vectorised over the batch,
 from an explicit ``torch.Generator``, and return ``(B, M)`` int64 indices
@@ -79,7 +79,7 @@ def _first_cover(blocks, sizes, grid, wrap):
     valid = torch.maximum(di, dj) < sizes.view(batch, 1, 1)
     rows, cols = blocks[..., :1], blocks[..., 1:]
     if wrap:
-        # Original: offsets added in flattened index space, kept if 0 < idx < N (spec c.1).
+        # Original (docs/fidelity.md c.1): offsets added in flattened index space, 0 < idx < N.
         covered = (rows * t_dim + cols) + di * t_dim + dj
         valid = valid & (covered > 0) & (covered < num_patches)
     else:

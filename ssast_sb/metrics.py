@@ -1,4 +1,4 @@
-"""Evaluation metrics of SSAST fine-tuning (SSAST_SPEC.md d.1).
+"""Evaluation metrics of SSAST fine-tuning (docs/fidelity.md d.1).
 
 The original reports the mean over classes of sklearn's average precision
 (AudioSet), the mean ROC AUC, and top-1 accuracy (ESC-50, Speech Commands and
@@ -7,10 +7,11 @@ the SUPERB tasks). This module computes the same numbers with numpy only:
 * :func:`mean_average_precision`, :func:`mean_auc`: per-class AP and AUC with
   sklearn's definitions (ties between scores form one threshold), averaged
   over the classes where the metric is defined;
-* :func:`accuracy`, :func:`per_class_report`, :func:`confusion_matrix`,
-  :func:`save_confusion_matrix_png` for single-label tasks;
-* :class:`ClassificationStats`, a small accumulator in the spirit of
-  SpeechBrain's ``MetricStats`` for use in ``on_stage_end``.
+* :func:`accuracy` and :func:`confusion_matrix` for single-label tasks (the
+  per-class report and the confusion-matrix figure are in :mod:`ssast_sb.reports`);
+* :class:`ScoreStats`, a small accumulator in the spirit of SpeechBrain's
+  ``MetricStats`` for use in ``on_stage_end`` (named apart from SpeechBrain's
+  ``ClassificationStats``, whose interface differs).
 
 Inputs may be torch tensors, numpy arrays or nested lists.
 
@@ -19,12 +20,9 @@ Authors
 """
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
-
-from ssast_sb.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -260,134 +258,7 @@ def confusion_matrix(pred, labels, num_classes):
     return flat.reshape(num_classes, num_classes).astype(np.int64)
 
 
-def per_class_report(pred, labels, class_names):
-    """Precision, recall, F1 and support per class, as rows and as a text table.
-
-    A ratio with a zero denominator is reported as 0.
-
-    Arguments
-    ---------
-    pred : array-like
-        ``(N,)`` predicted class indices.
-    labels : array-like
-        ``(N,)`` true class indices.
-    class_names : sequence of str
-        Name of each class, by index.
-
-    Returns
-    -------
-    rows : list of dict
-        One dict per class with ``class``, ``precision``, ``recall``, ``f1``
-        and ``support`` (number of true samples).
-    table : str
-        The rows as an aligned table followed by the macro average and accuracy.
-
-    Example
-    -------
-    >>> rows, table = per_class_report([0, 1, 1], [0, 0, 1], ["cat", "dog"])
-    >>> rows[0]
-    {'class': 'cat', 'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
-    >>> print(table.splitlines()[0])
-    class     precision  recall      f1  support
-    """
-    class_names = list(class_names)
-    matrix = confusion_matrix(pred, labels, len(class_names))
-    correct = np.diag(matrix)
-    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
-    rows = []
-    for index, name in enumerate(class_names):
-        precision = correct[index] / predicted[index] if predicted[index] else 0.0
-        recall = correct[index] / support[index] if support[index] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append(
-            {
-                "class": name,
-                "precision": float(precision),
-                "recall": float(recall),
-                "f1": float(f1),
-                "support": int(support[index]),
-            }
-        )
-
-    width = max([len("macro avg"), *(len(name) for name in class_names)])
-    lines = [f"{'class':<{width}} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
-    for row in rows:
-        lines.append(
-            f"{row['class']:<{width}} {row['precision']:>9.4f} {row['recall']:>7.4f} "
-            f"{row['f1']:>7.4f} {row['support']:>8d}"
-        )
-    total = int(support.sum())
-    macro = {key: np.mean([row[key] for row in rows]) for key in ("precision", "recall", "f1")}
-    lines.append(
-        f"{'macro avg':<{width}} {macro['precision']:>9.4f} {macro['recall']:>7.4f} "
-        f"{macro['f1']:>7.4f} {total:>8d}"
-    )
-    acc = correct.sum() / total if total else 0.0
-    lines.append(f"{'accuracy':<{width}} {'':>9} {'':>7} {acc:>7.4f} {total:>8d}")
-    return rows, "\n".join(lines)
-
-
-def save_confusion_matrix_png(matrix, class_names, path):
-    """Draw a confusion matrix as a PNG image, written atomically.
-
-    Needs matplotlib (drawn with the Agg canvas, so no display is used and the
-    global backend is left alone). The image goes to a temporary file in the
-    destination folder that replaces ``path`` only once complete.
-
-    Arguments
-    ---------
-    matrix : array-like
-        ``(C, C)`` counts, row = true class, column = predicted class.
-    class_names : sequence of str
-        C class names.
-    path : str or pathlib.Path
-        Destination ``.png`` file; its folder is created if needed.
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Example
-    -------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "cm.png")
-    >>> save_confusion_matrix_png([[3, 1], [0, 4]], ["cat", "dog"], path).suffix
-    '.png'
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    matrix = _to_numpy(matrix)
-    class_names = list(class_names)
-    num_classes = len(class_names)
-    if matrix.shape != (num_classes, num_classes):
-        raise ValueError(f"matrix {matrix.shape} does not match {num_classes} class names")
-    size = min(4 + 0.35 * num_classes, 40)
-    figure = Figure(figsize=(size, size))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    image = axes.imshow(matrix, cmap="Blues", interpolation="nearest")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    ticks = np.arange(num_classes)
-    axes.set_xticks(ticks, labels=class_names, rotation=90)
-    axes.set_yticks(ticks, labels=class_names)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    if num_classes <= 30:  # numbers stay legible
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for (row, col), count in np.ndenumerate(matrix):
-            color = "white" if count > threshold else "black"
-            axes.text(col, row, f"{count:g}", ha="center", va="center", color=color, fontsize=8)
-    figure.tight_layout()
-
-    path = Path(path)
-    with atomic_open(path, "wb") as stream:
-        figure.savefig(stream, format="png", dpi=100)
-    return path
-
-
-class ClassificationStats:
+class ScoreStats:
     """Accumulate scores and targets over batches, then summarise them.
 
     Used like SpeechBrain's ``MetricStats``: ``append`` in ``compute_objectives``,
@@ -403,7 +274,7 @@ class ClassificationStats:
 
     Example
     -------
-    >>> stats = ClassificationStats()
+    >>> stats = ScoreStats()
     >>> stats.append(["a", "b"], torch.tensor([[0.2, 0.8], [0.9, 0.1]]), torch.tensor([1, 1]))
     >>> stats.append(["c"], torch.tensor([[0.3, 0.7]]), torch.tensor([1]))
     >>> stats.summarize()
@@ -421,7 +292,7 @@ class ClassificationStats:
 
         Example
         -------
-        >>> stats = ClassificationStats()
+        >>> stats = ScoreStats()
         >>> stats.append(["a"], torch.ones(1, 2), torch.tensor([0]))
         >>> stats.clear(); len(stats.ids)
         0
@@ -444,7 +315,7 @@ class ClassificationStats:
 
         Example
         -------
-        >>> stats = ClassificationStats(multi_label=True)
+        >>> stats = ScoreStats(multi_label=True)
         >>> stats.append(["a"], torch.tensor([[0.1, 0.9]]), torch.tensor([[0, 1]]))
         >>> stats.scores.shape
         (1, 2)
@@ -491,14 +362,14 @@ class ClassificationStats:
 
         Example
         -------
-        >>> stats = ClassificationStats(multi_label=True)
+        >>> stats = ScoreStats(multi_label=True)
         >>> stats.append(["a", "b"], torch.tensor([[0.9, 0.2], [0.1, 0.8]]),
         ...              torch.tensor([[1, 0], [0, 1]]))
         >>> stats.summarize()
         {'mAP': 1.0, 'mAUC': 1.0, 'accuracy': 1.0}
         """
         if not self.ids:
-            raise ValueError("ClassificationStats.summarize called before any append")
+            raise ValueError("ScoreStats.summarize called before any append")
         scores, targets = self.scores, self.targets
         if self.multi_label:
             summary = {

@@ -25,7 +25,7 @@ from ssast_sb.pos_embed import adapt_pos_embed_original, resize_pos_embed
 
 
 class SSASTPretrainModel(nn.Module):
-    """The encoder with the MSPM heads and the mask token (SSAST_SPEC.md b.4, c).
+    """The encoder with the MSPM heads and the mask token (docs/fidelity.md b.4, c).
 
     Arguments
     ---------
@@ -168,7 +168,7 @@ class SSASTPretrainModel(nn.Module):
         """The joint objective from two independently masked copies, in one encoder call.
 
         Running both copies as one batch of 2B clips computes exactly what the
-        original's two forward passes compute (spec f.10), with one pass of
+        original's two forward passes compute (docs/fidelity.md f.10), with one pass of
         kernel launches.
 
         Arguments
@@ -218,7 +218,7 @@ class SSASTPretrainModel(nn.Module):
 
 
 class SSASTClassifier(nn.Module):
-    """Encoder, pooling and a ``LayerNorm -> Linear`` head (SSAST_SPEC.md b.5).
+    """Encoder, pooling and a ``LayerNorm -> Linear`` head (docs/fidelity.md b.5).
 
     Arguments
     ---------
@@ -283,7 +283,7 @@ class SSASTClassifier(nn.Module):
 
 
 class LayerWeightedClassifier(nn.Module):
-    """The SUPERB protocol of the paper's speech tasks (SSAST_SPEC.md d.3).
+    """The SUPERB protocol of the paper's speech tasks (docs/fidelity.md d.3).
 
     A learnable softmax-weighted sum of the block outputs (before the final
     LayerNorm, class tokens included), a linear projector to ``projector_dim``,
@@ -360,7 +360,7 @@ def adapt_encoder(
     """A copy of a pretrained encoder moved to a new stride and input size.
 
     The patch projection keeps its weights (only the stride changes) and the
-    position embedding is adapted to the new grid (spec b.3).
+    position embedding is adapted to the new grid (docs/fidelity.md b.3).
 
     Arguments
     ---------

@@ -1,4 +1,4 @@
-"""Masked spectrogram patch modeling objectives (SSAST_SPEC.md c.2-c.4).
+"""Masked spectrogram patch modeling objectives (docs/fidelity.md c.2-c.4).
 
 * discriminative (MPC): InfoNCE between predicted and true masked patches,
   negatives drawn from the other masked patches of the same clip;
@@ -144,7 +144,7 @@ def info_nce(predictions, targets, direction="code", keep=None):
     log_probs = scores.log_softmax(dim=-1)
     identity = torch.arange(scores.shape[1], device=scores.device)
     if direction == "code":
-        # The original takes the argmax over dim 0 of the row-softmaxed matrix (spec c.2).
+        # The original: argmax over dim 0 of the row-softmaxed matrix (docs/fidelity.md c.2).
         probs = scores.softmax(dim=-1)
         if keep is not None:
             probs = probs.masked_fill(~keep.unsqueeze(2), -1.0)

@@ -1,4 +1,4 @@
-"""Patch grids and position-embedding adaptation (SSAST_SPEC.md section b.3).
+"""Patch grids and position-embedding adaptation (docs/fidelity.md b.3).
 
 Two ways to move a pretrained position embedding to another patch grid:
 
@@ -100,10 +100,10 @@ def adapt_pos_embed_original(pos_embed, pretrain_grid, target_grid, num_class_to
         start = p_t // 2 - t_dim // 2
         grid = grid[:, :, :, start : start + t_dim]
     else:
-        # The original interpolates to a hard-coded height of 8 (spec f.4).
+        # The original interpolates to a hard-coded height of 8 (docs/fidelity.md f.4).
         grid = F.interpolate(grid, size=(8, t_dim), mode="bilinear")
     if f_dim < p_f:
-        # The original slices with t_dim instead of f_dim (spec f.4); kept on purpose.
+        # The original slices with t_dim instead of f_dim (docs/fidelity.md f.4); kept on purpose.
         start = p_f // 2 - f_dim // 2
         grid = grid[:, :, start : start + t_dim, :]
     else:

@@ -1,4 +1,4 @@
-"""Tests for ssast_sb.augment: the original fine-tuning augmentations (SSAST_SPEC.md a.3)."""
+"""Tests for ssast_sb.augment: the original fine-tuning augmentations (docs/fidelity.md a.3)."""
 
 import numpy as np
 import pytest
@@ -27,8 +27,8 @@ def _mask_extent(masked, axis):
 
 
 @pytest.mark.parametrize(
-    "freqm,timem,shape", [(48, 192, (300, 128)), (24, 96, (150, 64)), (48, 48, (40, 128)),
-                          (0, 30, (100, 16))]
+    "freqm,timem,shape",
+    [(48, 192, (300, 128)), (24, 96, (150, 64)), (48, 48, (40, 128)), (0, 30, (100, 16))],
 )
 def test_spec_augment_matches_torchaudio_draw_for_draw(freqm, timem, shape):
     """Same seed, same masks as the original FrequencyMasking + TimeMasking on (1, F, T)."""

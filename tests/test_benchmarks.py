@@ -1,6 +1,7 @@
 """Smoke tests of the benchmark scripts: they run at tiny sizes and end with a JSON line.
 
-These check the scripts and their output format, not timings.
+These check the scripts and their output format, not timings, so they are marked
+``slow`` (run in CI, skipped by ``-m "not slow"``).
 """
 
 import json
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from ssast_sb.encoder import EncoderConfig
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"

@@ -31,10 +31,7 @@ BALANCED = HEADER + (
     'MissingClip, 50.000, 60.000, "/m/0jbk"\n'
     'NotHere_007, 0.000, 10.000, "/m/09x0r"\n'
 )
-EVAL = HEADER + (
-    'zzEvalClip1, 30.000, 40.000, "/m/09x0r"\n'
-    'GoneForEver, 5.500, 15.500, "/m/0jbk"\n'
-)
+EVAL = HEADER + ('zzEvalClip1, 30.000, 40.000, "/m/09x0r"\nGoneForEver, 5.500, 15.500, "/m/0jbk"\n')
 # file name under audio/ -> index of the real clip it holds
 AUDIO_FILES = {
     "--4gqARaEJE_0.wav": 0,  # start in whole seconds
@@ -86,10 +83,16 @@ def test_manifests_and_missing_counts(audioset_root, tmp_path, caplog):
         summary = prepare_audioset(audioset_root, save)
 
     assert {k: summary["balanced_train"][k] for k in ("listed", "found", "missing", "kept")} == {
-        "listed": 6, "found": 4, "missing": 2, "kept": 4,
+        "listed": 6,
+        "found": 4,
+        "missing": 2,
+        "kept": 4,
     }
     assert {k: summary["eval"][k] for k in ("listed", "found", "missing", "kept")} == {
-        "listed": 2, "found": 1, "missing": 1, "kept": 1,
+        "listed": 2,
+        "found": 1,
+        "missing": 1,
+        "kept": 1,
     }
     assert "6 listed, 4 found, 2 missing" in caplog.text
     assert "MissingClip_50.000" in caplog.text

@@ -103,9 +103,12 @@ def test_fold_manifests_and_labels(esc_root, tmp_path):
     all_ids = [row["ID"] for k in range(1, 6) for row in read_manifest(save / f"esc50_fold{k}.csv")]
     assert sorted(all_ids) == sorted(e[0][:-4] for e in entries)
     labels = json.loads((save / "esc50_labels.json").read_text())
-    assert labels == [category for _, _, _, category, _ in sorted(entries, key=lambda e: e[2])][
-        ::CLIPS_PER_CLASS
-    ]
+    assert (
+        labels
+        == [category for _, _, _, category, _ in sorted(entries, key=lambda e: e[2])][
+            ::CLIPS_PER_CLASS
+        ]
+    )
 
 
 def test_labels_json_is_in_target_order(esc_root, tmp_path, esc10_clips):

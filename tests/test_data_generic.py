@@ -29,8 +29,14 @@ def real_clips(shared_dir):
 def corpus(tmp_path, real_clips):
     """``tmp/corpus`` with nested real clips in several formats and rates, plus a text file."""
     root = tmp_path / "corpus"
-    layout = ["digits/a.flac", "digits/b.flac", "digits/deep/c.flac",
-              "letters/a.ogg", "letters/b.ogg", "letters/c.ogg"]
+    layout = [
+        "digits/a.flac",
+        "digits/b.flac",
+        "digits/deep/c.flac",
+        "letters/a.ogg",
+        "letters/b.ogg",
+        "letters/c.ogg",
+    ]
     for name, clip in zip(layout, real_clips):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(clip, root / name)
@@ -62,8 +68,14 @@ def test_folder_source(corpus, tmp_path):
     assert path.read_text().splitlines()[0] == "ID,duration,wav"
     rows = {row["ID"]: row for row in read_manifest(path)}
     assert set(rows) == {
-        "digits_a", "digits_b", "digits_deep_c", "letters_a", "letters_b", "letters_c",
-        "other_rates_stereo_44k", "other_rates_mono_8k",
+        "digits_a",
+        "digits_b",
+        "digits_deep_c",
+        "letters_a",
+        "letters_b",
+        "letters_c",
+        "other_rates_stereo_44k",
+        "other_rates_mono_8k",
     }
     for row in rows.values():
         assert os.path.isabs(row["wav"]) and row["wav"].startswith(str(corpus))
@@ -84,10 +96,14 @@ def test_folder_without_audio(tmp_path):
 
 def test_csv_source_with_path_column(corpus, tmp_path):
     source = corpus / "list.csv"
-    _write_csv(source, ["ID", "path", "label", "speaker", "duration", "split"], [
-        ["one", "digits/a.flac", "0", "george", "99.0", "train"],
-        ["two", "letters/b.ogg", "b", "klettres_cs", "", "train"],
-    ])
+    _write_csv(
+        source,
+        ["ID", "path", "label", "speaker", "duration", "split"],
+        [
+            ["one", "digits/a.flac", "0", "george", "99.0", "train"],
+            ["two", "letters/b.ogg", "b", "klettres_cs", "", "train"],
+        ],
+    )
     prepare_generic(source, tmp_path / "out", name="list")
     path = tmp_path / "out" / "list.csv"
     assert path.read_text().splitlines()[0] == "ID,duration,wav,label,speaker"
@@ -104,7 +120,8 @@ def test_csv_source_with_wav_column_and_no_ids(corpus, tmp_path):
     _write_csv(source, ["wav"], [["digits/deep/c.flac"], [str(corpus / "letters" / "a.ogg")]])
     prepare_generic(source, tmp_path, name="list")
     assert [row["ID"] for row in read_manifest(tmp_path / "list.csv")] == [
-        "digits_deep_c", "letters_a",
+        "digits_deep_c",
+        "letters_a",
     ]
 
 
@@ -135,10 +152,14 @@ def test_empty_and_malformed_lists(corpus, tmp_path):
 
 def test_speechbrain_json_source(corpus, tmp_path):
     source = corpus / "data.json"
-    source.write_text(json.dumps({
-        "utt_a": {"wav": "digits/a.flac", "duration": 1.0, "speaker": "george"},
-        "utt_b": {"path": "letters/c.ogg"},
-    }))
+    source.write_text(
+        json.dumps(
+            {
+                "utt_a": {"wav": "digits/a.flac", "duration": 1.0, "speaker": "george"},
+                "utt_b": {"path": "letters/c.ogg"},
+            }
+        )
+    )
     prepare_generic(source, tmp_path, name="sb")
     rows = read_manifest(tmp_path / "sb.csv")
     assert [(row["ID"], row["speaker"]) for row in rows] == [("utt_a", "george"), ("utt_b", "")]
@@ -147,10 +168,16 @@ def test_speechbrain_json_source(corpus, tmp_path):
 
 def test_ssast_json_source(corpus, tmp_path):
     source = corpus / "ssast.json"
-    source.write_text(json.dumps({"data": [
-        {"wav": "digits/a.flac", "labels": "/m/09x0r,/m/05zppz"},
-        {"wav": "letters/a.ogg", "labels": "/m/09x0r"},
-    ]}))
+    source.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {"wav": "digits/a.flac", "labels": "/m/09x0r,/m/05zppz"},
+                    {"wav": "letters/a.ogg", "labels": "/m/09x0r"},
+                ]
+            }
+        )
+    )
     prepare_generic(source, tmp_path, name="ssast")
     rows = read_manifest(tmp_path / "ssast.csv")
     assert [(row["ID"], row["labels"]) for row in rows] == [
@@ -206,14 +233,24 @@ def test_bad_audio_in_a_list(corpus, tmp_path):
     (corpus / "digits" / "truncated.flac").write_bytes(header)
     (corpus / "digits" / "zero.flac").touch()
     source = corpus / "list.csv"
-    _write_csv(source, ["wav"], [
-        ["digits/a.flac"], ["digits/gone.flac"], ["digits/truncated.flac"], ["digits/zero.flac"],
-    ])
+    _write_csv(
+        source,
+        ["wav"],
+        [
+            ["digits/a.flac"],
+            ["digits/gone.flac"],
+            ["digits/truncated.flac"],
+            ["digits/zero.flac"],
+        ],
+    )
     with pytest.raises(AudioFileMissingError, match="gone.flac"):
         prepare_generic(source, tmp_path, name="strict")
     summary = prepare_generic(source, tmp_path, name="lenient", on_bad_audio="skip")
     assert (summary["kept"], summary["missing"], summary["unreadable"], summary["empty"]) == (
-        1, 1, 1, 1,
+        1,
+        1,
+        1,
+        1,
     )
     assert [row["ID"] for row in read_manifest(tmp_path / "lenient.csv")] == ["digits_a"]
 
@@ -287,7 +324,8 @@ def test_mix_with_explicit_names_and_repeated_names(two_manifests, tmp_path):
     counts = mix_manifests({"librispeech": speech, "audioset": events}, tmp_path / "m.csv")
     assert counts == {"librispeech": 12, "audioset": 8}
     assert {row["source"] for row in read_manifest(tmp_path / "m.csv")} == {
-        "librispeech", "audioset",
+        "librispeech",
+        "audioset",
     }
     (tmp_path / "other").mkdir()
     copy = tmp_path / "other" / "speech.csv"
@@ -305,6 +343,11 @@ def test_mix_prepared_manifests(corpus, tmp_path):
     assert counts == {"digits": 3, "letters": 3}
     rows = read_manifest(tmp_path / "mix.csv")
     assert sorted(row["ID"] for row in rows) == [
-        "digits__a", "digits__b", "digits__deep_c", "letters__a", "letters__b", "letters__c",
+        "digits__a",
+        "digits__b",
+        "digits__deep_c",
+        "letters__a",
+        "letters__b",
+        "letters__c",
     ]
     assert all(os.path.isfile(row["wav"]) for row in rows)

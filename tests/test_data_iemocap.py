@@ -85,7 +85,10 @@ def test_four_class_manifests_per_session(iemocap_root, tmp_path):
         f"iemocap_session{n}.csv" for n in range(1, 6)
     ]
     assert json.loads((save / "iemocap_labels.json").read_text()) == [
-        "neutral", "happy", "sad", "angry"
+        "neutral",
+        "happy",
+        "sad",
+        "angry",
     ]
     for session in range(1, 6):
         path = save / f"iemocap_session{session}.csv"
@@ -120,11 +123,18 @@ def test_speaker_is_taken_from_the_utterance_not_the_dialog():
 
 
 def test_read_emo_evaluation_keeps_only_summary_lines(iemocap_root):
-    path = (iemocap_root / "IEMOCAP_full_release" / "Session2" / "dialog" / "EmoEvaluation"
-            / "Ses02F_impro01.txt")
+    path = (
+        iemocap_root
+        / "IEMOCAP_full_release"
+        / "Session2"
+        / "dialog"
+        / "EmoEvaluation"
+        / "Ses02F_impro01.txt"
+    )
     entries = read_emo_evaluation(path)
-    assert entries == [(utt, label) for dialog, utt, label in _utterances(2)
-                       if dialog == "Ses02F_impro01"]
+    assert entries == [
+        (utt, label) for dialog, utt, label in _utterances(2) if dialog == "Ses02F_impro01"
+    ]
 
 
 def test_selected_sessions_and_release_folder_itself(iemocap_root, tmp_path):
@@ -135,7 +145,9 @@ def test_selected_sessions_and_release_folder_itself(iemocap_root, tmp_path):
         prepare_iemocap(iemocap_root, tmp_path / "all")
     summary = prepare_iemocap(release, tmp_path / "two", sessions=[2, 1])
     assert sorted(os.listdir(tmp_path / "two")) == [
-        "iemocap_labels.json", "iemocap_session1.csv", "iemocap_session2.csv"
+        "iemocap_labels.json",
+        "iemocap_session1.csv",
+        "iemocap_session2.csv",
     ]
     assert summary["class_counts"]["happy"] == 6
     with pytest.raises(ValueError, match="sessions"):

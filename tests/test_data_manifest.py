@@ -259,6 +259,7 @@ def test_unique_ids_refuses_repeated_paths():
 
 def _random_paths(rng):
     """A few distinct relative paths built from characters that tend to collide."""
+
     def component():
         text = "".join(rng.choice("ab_-. ") for _ in range(rng.randint(1, 4)))
         return "x" if text in {".", ".."} else text

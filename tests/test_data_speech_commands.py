@@ -120,14 +120,18 @@ def test_v1_ks12_maps_unknown_and_cuts_silence(sc_root, tmp_path):
         split: read_manifest(save / f"speech_commands_v1_ks12_{split}.csv")
         for split in ("train", "valid", "test")
     }
-    words = [row for split_rows in rows.values() for row in split_rows
-             if row["label"] != "_silence_"]
+    words = [
+        row for split_rows in rows.values() for row in split_rows if row["label"] != "_silence_"
+    ]
     assert len(words) == len(layout)
     for row in words:
         expected = row["word"] if row["word"] in KS12_WORDS else "_unknown_"
         assert row["label"] == expected
-    assert {row["word"] for row in words if row["label"] == "_unknown_"} == {"zero", "bed",
-                                                                            "marvin"}
+    assert {row["word"] for row in words if row["label"] == "_unknown_"} == {
+        "zero",
+        "bed",
+        "marvin",
+    }
     silence = {
         split: sorted(row["ID"] for row in split_rows if row["label"] == "_silence_")
         for split, split_rows in rows.items()

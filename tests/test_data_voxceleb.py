@@ -148,6 +148,4 @@ def test_bad_audio_policy_and_skip_existing(vox_root, tmp_path):
     summary = prepare_voxceleb1_identification(root, save, on_bad_audio="skip")
     assert summary["train"]["empty"] == 1
     assert prepare_voxceleb1_identification(root, save) is None
-    assert prepare_voxceleb1_identification(
-        root, save, on_bad_audio="skip", force=True
-    ) is not None
+    assert prepare_voxceleb1_identification(root, save, on_bad_audio="skip", force=True) is not None

@@ -2,15 +2,23 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ssast_sb.plots import read_train_log
+from ssast_sb.reports import read_train_log
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port():
+    """A port no process listens on now, so parallel runs do not collide."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _torchrun(*args, timeout=900):
@@ -21,7 +29,7 @@ def _torchrun(*args, timeout=900):
         "torch.distributed.run",
         "--nproc_per_node=2",
         "--master_port",
-        "29517",
+        str(_free_port()),
         *args,
     ]
     return subprocess.run(
@@ -31,7 +39,7 @@ def _torchrun(*args, timeout=900):
 
 def test_ranks_draw_different_masks(tmp_path):
     report = tmp_path / "masks.json"
-    result = _torchrun(str(ROOT / "tests" / "helpers" / "ddp_masks.py"), str(report))
+    result = _torchrun(str(ROOT / "tests" / "helpers" / "ddp_brain_masks.py"), str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(report.read_text()) == {"world_size": 2, "different": True}
 

@@ -17,13 +17,13 @@ from speechbrain.dataio.batch import PaddedBatch
 from ssast_sb.augment import FinetuneAugmentation
 from ssast_sb.brains.common import AtomicCheckpointer, SeededGenerator, global_grad_norm
 from ssast_sb.brains.finetune import ClassifierBrain
-from ssast_sb.brains.finetune_runner import build_encoder
 from ssast_sb.brains.pretrain import MSPMBrain, export_pretrained
 from ssast_sb.checkpoints import (
     CheckpointError,
     encoder_from_original,
     load_original,
     pretrain_model_from_original,
+    task_encoder,
 )
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
 from ssast_sb.frontend import SSASTFbank
@@ -103,6 +103,7 @@ def _classifier_brain(tmp_path, augmentation, **overrides):
         loss="ce",
         lr=1e-3,
         head_lr=1.0,
+        layer_decay=1.0,
         warmup=False,
         lr_milestones=[5],
         lr_decay=0.5,
@@ -284,9 +285,7 @@ def test_mae_run_exports_its_encoder_only(tmp_path):
         assert torch.equal(encoder.state_dict()[key], value), key
 
     # Fine-tuning starts from it; a full pretraining model refuses it, naming the heads.
-    adapted = build_encoder(
-        {"pretrained_path": paths["pth"], "fstride": 16, "tstride": 16, "target_frames": 128}
-    )
+    adapted = task_encoder(paths["pth"], fstride=16, tstride=16, target_frames=128)
     assert adapted.grid == (8, 8)
     with pytest.raises(CheckpointError, match="cpredlayer, gpredlayer, mask_embed are absent"):
         pretrain_model_from_original(paths["pth"])

@@ -19,7 +19,7 @@ def test_sizes_and_shapes_build(size, shape):
 
 
 def test_parameter_count_matches_the_original_base_model():
-    # SSAST_SPEC.md b.7: 88,763,346 numbers, minus timm's two unused 1000-class heads
+    # docs/fidelity.md b.7: 88,763,346 numbers, minus timm's two unused 1000-class heads
     # and the two input-size scalars.
     model = SSASTPretrainModel(SSASTEncoder(EncoderConfig.from_names("base", "patch")))
     assert sum(p.numel() for p in model.parameters()) == 88_763_346 - 2 * (1000 * 768 + 1000) - 2

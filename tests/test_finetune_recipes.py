@@ -4,8 +4,8 @@ The recipe runs build each dataset's official layout from the real audio in
 ``../shared/data`` (ESC-10 as ESC-50, FSDD digits as Speech Commands words, EmoDB as
 IEMOCAP sessions, FSDD speakers as VoxCeleb1 identities, ESC-10 clips as AudioSet
 segments) and run ``recipes/<task>/train.py`` in SpeechBrain's debug mode. The learning
-checks fine-tune SSAST-tiny on the shared corpora with ``run_fold`` and the recipes'
-YAMLs, from scratch, from our pretraining recipe's export and from an original-format
+checks fine-tune SSAST-tiny on the shared corpora with ``run_classification`` and the
+recipes' YAMLs, from scratch, from our pretraining recipe's export and from an original-format
 checkpoint.
 """
 
@@ -26,7 +26,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from ssast_sb.augment import FinetuneAugmentation
-from ssast_sb.brains.finetune_runner import run_fold
+from ssast_sb.brains.finetune import run_classification
 from tests.conftest import load_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,28 +212,37 @@ RECIPES = [
         "esc50",
         "esc50.yaml",
         build_esc50,
-        ["--download", "False", "--target_frames", "128"],
+        ["--download", "False", "--target_frames", "128", "--num_classes", "2"],
         ["fold1", "fold2", "fold3", "fold4", "fold5"],
     ),
     (
         "esc50",
         "esc50_frame.yaml",
         build_esc50,
-        ["--download", "False", "--target_frames", "128", "--folds", "[2, 5]"],
+        [
+            "--download",
+            "False",
+            "--target_frames",
+            "128",
+            "--folds",
+            "[2, 5]",
+            "--num_classes",
+            "2",
+        ],
         ["fold2", "fold5"],
     ),
     (
         "speech_commands",
         "speech_commands_v2.yaml",
         lambda shared, root: build_speech_commands(shared, root, 2),
-        ["--download", "False"],
+        ["--download", "False", "--num_classes", "4"],
         [""],
     ),
     (
         "speech_commands",
         "speech_commands_v1_ks.yaml",
         lambda shared, root: build_speech_commands(shared, root, 1),
-        ["--download", "False", "--grad_accumulation_factor", "2"],
+        ["--download", "False", "--grad_accumulation_factor", "2", "--num_classes", "4"],
         [""],
     ),
     (
@@ -247,17 +256,23 @@ RECIPES = [
         "voxceleb",
         "voxceleb.yaml",
         build_voxceleb,
-        ["--target_frames", "128", "--grad_accumulation_factor", "2"],
+        ["--target_frames", "128", "--grad_accumulation_factor", "2", "--num_classes", "3"],
         [""],
     ),
     (
         "audioset",
         "audioset.yaml",
         build_audioset,
-        ["--target_frames", "128", "--weight_averaging", "[1, 1]"],
+        ["--target_frames", "128", "--weight_averaging", "[1, 1]", "--num_classes", "4"],
         [""],
     ),
-    ("audioset", "audioset_full.yaml", build_audioset, ["--target_frames", "128"], [""]),
+    (
+        "audioset",
+        "audioset_full.yaml",
+        build_audioset,
+        ["--target_frames", "128", "--num_classes", "4"],
+        [""],
+    ),
 ]
 
 
@@ -410,14 +425,22 @@ def _split_manifests(shared_dir, task, folder, label_key="label", splits=SPLITS,
     return manifests
 
 
+def _num_labels(manifest):
+    with open(manifest, encoding="utf-8") as stream:
+        return len({row["label"] for row in csv.DictReader(stream)})
+
+
 def _finetune(yaml, folder, manifests, augmentation=None, **overrides):
-    """``run_fold`` with a recipe YAML and overrides; returns its results and wall time."""
+    """``run_classification`` with a recipe YAML and overrides; returns results and wall time."""
     overrides = dict(
         {
             "data_folder": str(folder),
             "output_folder": str(folder),
+            "experiment_folder": str(folder / "run"),
             "model_size": "tiny",
             "pretrained_path": None,
+            "num_classes": _num_labels(manifests["train"]),
+            "label_column": "label",  # the column _split_manifests writes
             "dataloader_opts": {"batch_size": 16, "num_workers": 0},
         },
         **overrides,
@@ -427,7 +450,7 @@ def _finetune(yaml, folder, manifests, augmentation=None, **overrides):
     if augmentation is not None:
         hparams["augmentation"] = augmentation
     start = time.time()
-    results = run_fold(hparams, RUN_OPTS, manifests, folder / "run")
+    results = run_classification(hparams, RUN_OPTS, manifests)
     return results, time.time() - start
 
 
@@ -578,7 +601,7 @@ def test_variable_length_recipe_with_duration_batches(shared_dir, tmp_path):
     build_voxceleb(shared_dir, data)
     output = tmp_path / "out"
     options = [
-        "--target_frames", "300", "--grad_accumulation_factor", "1",
+        "--target_frames", "300", "--grad_accumulation_factor", "1", "--num_classes", "3",
         "--variable_length", "True",
         "--dynamic_batching", "True", "--max_batch_length_s", "8", "--num_buckets", "3",
     ]  # fmt: skip
@@ -595,8 +618,8 @@ def test_variable_length_recipe_with_duration_batches(shared_dir, tmp_path):
         source=str(folder), savedir=str(tmp_path / "loaded")
     )
     wavs = torch.randn(2, 32000) * 0.1
-    probabilities = classifier.classify_batch(wavs, torch.tensor([1.0, 0.4]))[0]
-    assert probabilities.shape[0] == 2 and torch.isfinite(probabilities).all()
+    log_probabilities = classifier.classify_batch(wavs, torch.tensor([1.0, 0.4]))[0]
+    assert log_probabilities.shape[0] == 2 and torch.isfinite(log_probabilities).all()
     features = classifier.mods.compute_features(wavs[:1, :8000])
     assert features.shape[1] < 300  # padded to the clip, not to target_frames
 
@@ -604,14 +627,16 @@ def test_variable_length_recipe_with_duration_batches(shared_dir, tmp_path):
 def test_duration_batches_hold_similar_clips_under_the_audio_limit():
     from speechbrain.dataio.dataset import DynamicItemDataset
 
-    from ssast_sb.brains.finetune_runner import duration_batches
+    from ssast_sb.sampler import duration_batch_options
 
     durations = [0.5, 0.6, 0.55, 3.0, 3.2, 2.9, 1.5, 1.4, 6.0, 0.7]
     dataset = DynamicItemDataset({f"u{i}": {"duration": str(d)} for i, d in enumerate(durations)})
-    options = duration_batches(
+    options = duration_batch_options(
         dataset,
-        {"dynamic_batching": True, "max_batch_length_s": 6.5, "num_buckets": 3, "seed": 0},
         {"batch_size": 4, "shuffle": True, "num_workers": 0},
+        max_batch_length_s=6.5,
+        num_buckets=3,
+        seed=0,
         shuffle=True,
     )
     assert "batch_size" not in options and "shuffle" not in options

@@ -1,7 +1,7 @@
 """Inference folders, embeddings and verification with a model fine-tuned on FSDD speakers.
 
 One small SSAST is fine-tuned for speaker identification (6 FSDD speakers) by
-``run_fold`` with the quickstart's fine-tuning settings; every test reuses it.
+``run_classification`` with the quickstart's fine-tuning settings; every test reuses it.
 Its encoder (width 128, 3 blocks) starts from a random original-format
 checkpoint at another input length, so the fold also goes through the
 adaptation path of pretrained models.
@@ -18,7 +18,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference import EncoderClassifier
 
 from ssast_sb.augment import FinetuneAugmentation
-from ssast_sb.brains import finetune_runner
+from ssast_sb.brains.finetune import run_classification
 from ssast_sb.checkpoints import export_original
 from ssast_sb.data.audio import load_audio
 from ssast_sb.embed import load_embeddings, window_bounds
@@ -61,21 +61,27 @@ def write_manifest(rows, path, label=True):
 
 
 def fold_hparams(output, pretrained_path):
-    """The quickstart's fine-tuning keys, shortened for a small speaker-ID run."""
+    """The quickstart's fine-tuning section, shortened for a small speaker-ID run."""
+    overrides = {
+        "output_folder": str(output / "quickstart"),
+        "target_frames": TARGET_FRAMES,
+        "finetune_pretrained_path": str(pretrained_path),
+        "finetune": {
+            "experiment_folder": str(output / "fold"),
+            "num_classes": NUM_SPEAKERS,
+            "fstride": 128,
+            "tstride": 2,
+            "lr": 1.0e-3,
+            "number_of_epochs": 4,
+            "lr_milestones": [4],
+            "dataloader_opts": {"batch_size": 16, "num_workers": 0},
+        },
+    }
     with open(ROOT / "hparams" / "quickstart.yaml", encoding="utf-8") as stream:
-        hparams = load_hyperpyyaml(stream, {"output_folder": str(output / "quickstart")})
-    settings = dict(hparams, **hparams["finetune"])
+        settings = load_hyperpyyaml(stream, overrides)["finetune"]
     settings.update(
-        pretrained_path=str(pretrained_path),
-        fstride=128,
-        tstride=2,
-        target_frames=TARGET_FRAMES,
         frontend=SSASTFbank(TARGET_FRAMES, *NORM_STATS["speechcommands"]),
         augmentation=FinetuneAugmentation(freqm=24, timem=8),
-        lr=1.0e-3,
-        number_of_epochs=4,
-        lr_milestones=[4],
-        dataloader_opts={"batch_size": 16, "num_workers": 0},
     )
     return settings
 
@@ -108,22 +114,12 @@ def finetuned(shared_dir, tmp_path_factory):
     pretrained = SSASTPretrainModel(SSASTEncoder(config), num_masked=8)
     torch.save(export_original(pretrained), output / "init.pth")
 
-    captured = {}
-    export = finetune_runner.export_inference_folder
-
-    def keep_model(model, *args, **kwargs):
-        captured["model"] = model
-        return export(model, *args, **kwargs)
-
     settings = fold_hparams(output, output / "init.pth")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(finetune_runner, "export_inference_folder", keep_model)
-        results = finetune_runner.run_fold(
-            settings, {"device": "cpu", "noprogressbar": True}, manifests, output / "fold"
-        )
+    # The YAML's model, holding the exported (best) weights after the run.
+    results = run_classification(settings, {"device": "cpu", "noprogressbar": True}, manifests)
     yield SimpleNamespace(
         folder=output / "fold" / "inference",
-        model=captured["model"].eval(),
+        model=settings["model"].eval(),
         frontend=settings["frontend"],
         results=results,
         data_root=data_root,
@@ -159,8 +155,8 @@ def test_reloaded_folder_matches_in_memory_model(finetuned, classifier):
     paths = [row["wav"] for row in finetuned.held_out[:6]]
     wavs, batch, lens = padded_batch(paths)
     expected = in_memory_probabilities(finetuned, wavs)
-    probabilities, score, index, labels = classifier.classify_batch(batch, lens)
-    torch.testing.assert_close(probabilities, expected, atol=1e-6, rtol=1e-5)
+    log_probabilities, score, index, labels = classifier.classify_batch(batch, lens)
+    torch.testing.assert_close(log_probabilities.exp(), expected, atol=1e-6, rtol=1e-5)
     assert torch.equal(index, expected.argmax(-1)) and len(labels) == len(paths)
 
     # SpeechBrain's EncoderClassifier computes features without lengths, so it gets an
@@ -173,7 +169,7 @@ def test_reloaded_folder_matches_in_memory_model(finetuned, classifier):
     )
     log_probabilities, _, sb_index, sb_labels = speechbrain_classifier.classify_batch(same_length)
     torch.testing.assert_close(log_probabilities.exp(), expected, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(classifier.classify_batch(same_length)[0], expected)
+    torch.testing.assert_close(classifier.classify_batch(same_length)[0].exp(), expected)
     assert sb_labels == classifier.classify_batch(same_length)[3]
 
 

@@ -117,7 +117,7 @@ def test_mpg_mask_is_ignored_and_draw_masks_returns_one_mask():
 def test_gradients_reach_encoder_decoder_and_heads():
     model = _tiny_model()
     model(torch.randn(2, FRAMES, 128), *_masks(model, 2))["loss"].backward()
-    # The code-direction InfoNCE cancels the last MPC bias exactly (spec c.2).
+    # The code-direction InfoNCE cancels the last MPC bias exactly (docs/fidelity.md c.2).
     silent = {"mpc_head.2.bias"}
     for name, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name

@@ -11,7 +11,7 @@ from ssast_sb.masking import (
     unbiased_cluster_mask,
 )
 
-# Measured on the original code (SSAST_SPEC.md c.1, 4000 draws, M=400 of 8x64).
+# Measured on the original code (docs/fidelity.md c.1, 4000 draws, M=400 of 8x64).
 ORIGINAL_ROW_RATES_400 = [0.415, 0.669, 0.813, 0.873, 0.888, 0.887, 0.885, 0.820]
 
 

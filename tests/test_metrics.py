@@ -8,16 +8,15 @@ import pytest
 import torch
 
 from ssast_sb.metrics import (
-    ClassificationStats,
+    ScoreStats,
     accuracy,
     average_precision,
     confusion_matrix,
     mean_auc,
     mean_average_precision,
-    per_class_report,
     roc_auc,
-    save_confusion_matrix_png,
 )
+from ssast_sb.reports import per_class_report, save_confusion_matrix_png
 
 
 def _brute_ap(scores, targets):
@@ -130,7 +129,7 @@ def test_save_confusion_matrix_png(tmp_path):
 
 
 def test_classification_stats_single_label():
-    stats = ClassificationStats()
+    stats = ScoreStats()
     stats.append(["a", "b"], torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))
     stats.append(["c"], torch.tensor([[1.0, 5.0]]), torch.tensor([1]))
     assert stats.ids == ["a", "b", "c"]
@@ -144,7 +143,7 @@ def test_classification_stats_single_label():
 
 
 def test_classification_stats_multi_label():
-    stats = ClassificationStats(multi_label=True)
+    stats = ScoreStats(multi_label=True)
     scores = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.2, 0.6]])
     targets = torch.tensor([[1, 0], [0, 1], [1, 0]])
     stats.append(["a", "b"], scores[:2], targets[:2])

@@ -41,7 +41,7 @@ def test_paper_direction_differs_and_is_the_transpose():
 
 
 def test_code_direction_gives_zero_gradient_to_the_last_mpc_bias():
-    # SSAST_SPEC.md f.1: the bias adds <x_j, b> to a whole row, which the softmax cancels.
+    # docs/fidelity.md f.1: the bias adds <x_j, b> to a whole row, which the softmax cancels.
     torch.manual_seed(0)
     head = PredictionHead(8, 16)
     tokens, target = torch.randn(2, 12, 8), torch.randn(2, 12, 16)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ssast_sb.checkpoints import pretrain_model_from_original
-from ssast_sb.plots import read_train_log
+from ssast_sb.reports import read_train_log
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "pretrain" / "train.py"

@@ -5,7 +5,7 @@
         --pretrained_path SSAST-Base-Patch-400.pth
     python recipes/audioset/train.py hparams/audioset_full.yaml ...
 
-Validation and test use the eval segments (SSAST_SPEC.md d.2). AudioSet cannot be
+Validation and test use the eval segments (docs/fidelity.md d.2). AudioSet cannot be
 downloaded automatically: the preparation matches the official segment lists against
 the clips found under ``<data_folder>/audio`` and says what is missing.
 
@@ -20,23 +20,21 @@ from pathlib import Path
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.distributed import run_on_main
 
-from ssast_sb.brains.finetune_runner import finetuning_main
-from ssast_sb.data.audioset import LABELS_JSON, prepare_audioset
+from ssast_sb.brains.common import load_recipe
+from ssast_sb.brains.finetune import run_folds
+from ssast_sb.data.audioset import FIELDNAMES, LABELS_JSON, prepare_audioset
 from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
 
-LABELLED_FIELDNAMES = ["ID", "duration", "wav", "label"]
 
-
-def write_labelled_manifest(segment_manifests, path):
-    """Concatenates segment manifests into ``path``, their ``labels`` column as ``label``."""
+def write_joined_manifest(segment_manifests, path):
+    """Concatenates segment manifests into ``path``, each clip once."""
     rows, seen = [], set()
     for manifest in segment_manifests:
         for row in read_manifest(manifest):
             if row["ID"] not in seen:
                 seen.add(row["ID"])
-                row["label"] = row.pop("labels")
                 rows.append(row)
-    write_manifest_atomic(rows, path, LABELLED_FIELDNAMES)
+    write_manifest_atomic(rows, path, FIELDNAMES)
 
 
 def write_label_encoder(labels_json, path):
@@ -84,8 +82,8 @@ def prepare_folds(hparams):
     train = manifest_folder / "finetune_train.csv"
     evaluation = manifest_folder / "finetune_eval.csv"
     train_segments = [manifest_folder / f"audioset_{s}.csv" for s in hparams["train_segments"]]
-    run_on_main(write_labelled_manifest, args=[train_segments, train])
-    run_on_main(write_labelled_manifest, args=[[manifest_folder / "audioset_eval.csv"], evaluation])
+    run_on_main(write_joined_manifest, args=[train_segments, train])
+    run_on_main(write_joined_manifest, args=[[manifest_folder / "audioset_eval.csv"], evaluation])
     # The runner reads a label encoder already in the fold's folder (the output folder).
     run_on_main(
         write_label_encoder,
@@ -95,4 +93,6 @@ def prepare_folds(hparams):
 
 
 if __name__ == "__main__":
-    finetuning_main(sys.argv[1:], prepare_folds)
+    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+    folds = prepare_folds(hparams)
+    run_folds(hparams, hparams_file, overrides, run_opts, folds)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ESC-50 fine-tuning: five-fold cross-validation in one command (SSAST_SPEC.md d.2).
+"""ESC-50 fine-tuning: five-fold cross-validation in one command (docs/fidelity.md d.2).
 
     python recipes/esc50/train.py hparams/esc50.yaml --data_folder /data/esc50 \
         --pretrained_path SSAST-Base-Patch-400.pth
@@ -19,7 +19,8 @@ from pathlib import Path
 
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from ssast_sb.brains.finetune_runner import finetuning_main
+from ssast_sb.brains.common import load_recipe
+from ssast_sb.brains.finetune import run_folds
 from ssast_sb.data.esc50 import (
     META_FILE,
     RELEASE_FOLDER,
@@ -27,7 +28,7 @@ from ssast_sb.data.esc50 import (
     prepare_esc50,
 )
 from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
-from ssast_sb.plots import read_train_log
+from ssast_sb.reports import read_train_log
 
 FOLD_FIELDNAMES = ["ID", "duration", "wav", "label", "fold"]
 
@@ -116,20 +117,15 @@ def fold_averaged_best_epoch(output_folder, fold_names):
 
 
 if __name__ == "__main__":
-    prepared = {}
-
-    def prepare_and_remember(hparams):
-        """``prepare_folds``, remembering where the folds write their logs."""
-        prepared["output_folder"] = hparams["output_folder"]
-        return prepare_folds(hparams)
-
-    results = finetuning_main(sys.argv[1:], prepare_and_remember)
+    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+    folds = prepare_folds(hparams)
+    results = run_folds(hparams, hparams_file, overrides, run_opts, folds)
     if if_main_process():
-        epoch, accuracy = fold_averaged_best_epoch(prepared["output_folder"], list(results))
+        epoch, accuracy = fold_averaged_best_epoch(hparams["output_folder"], list(results))
         line = (
             f"Original protocol (one epoch for every fold): epoch {epoch}, "
             f"fold-averaged acc {accuracy:.3f}"
         )
         print(line)
-        with open(Path(prepared["output_folder"]) / "results.md", "a", encoding="utf-8") as out:
+        with open(Path(hparams["output_folder"]) / "results.md", "a", encoding="utf-8") as out:
             out.write(line + "\n")

@@ -5,7 +5,7 @@
         --pretrained_path SSAST-Base-Frame-400.pth
 
 Fold k tests on session k; a seeded random ``valid_ratio`` of the other four sessions'
-utterances validates and the rest trains, as s3prl's emotion downstream (SSAST_SPEC.md
+utterances validates and the rest trains, as s3prl's emotion downstream (docs/fidelity.md
 d.3). IEMOCAP cannot be downloaded automatically: the preparation says where to get it.
 
 Authors
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from speechbrain.utils.distributed import run_on_main
 
-from ssast_sb.brains.finetune_runner import finetuning_main
+from ssast_sb.brains.common import load_recipe
+from ssast_sb.brains.finetune import run_folds
 from ssast_sb.data.iemocap import FIELDNAMES, SESSIONS, prepare_iemocap
 from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
 
@@ -75,4 +76,6 @@ def prepare_folds(hparams):
 
 
 if __name__ == "__main__":
-    finetuning_main(sys.argv[1:], prepare_folds)
+    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+    folds = prepare_folds(hparams)
+    run_folds(hparams, hparams_file, overrides, run_opts, folds)

@@ -8,14 +8,30 @@ added with ``--extra_sources "[/path/a, /path/b.csv]"``:
         --audioset_folder /data/audioset --librispeech_folder /data
     torchrun --nproc_per_node=4 recipes/pretrain/train.py hparams/pretrain_frame.yaml ...
 
+The flow: load the YAML (its model, optimiser, checkpointer and logger are
+HyperPyYAML objects), write the manifests once (``run_on_main``), then fit an
+``MSPMBrain`` and export the best model (``ssast_sb.brains.pretrain.run_pretraining``).
+
 Authors
  * ssast-sb contributors
 """
 
 import sys
 
-from ssast_sb.brains.pretrain import pretraining_main
+from speechbrain.utils.distributed import run_on_main
+
+from ssast_sb.brains.common import load_recipe
+from ssast_sb.brains.pretrain import DATA_KEYS, run_pretraining
+from ssast_sb.data.pretraining import prepare_pretraining_data
 
 if __name__ == "__main__":
-    exported = pretraining_main(sys.argv[1:])
+    hparams, run_opts, _, _ = load_recipe(sys.argv[1:])
+    save_folder = hparams["save_folder"]
+    run_on_main(
+        prepare_pretraining_data,
+        args=[save_folder],
+        kwargs={key: hparams[key] for key in DATA_KEYS},
+    )
+    manifests = {split: f"{save_folder}/pretrain_{split}.csv" for split in ("train", "valid")}
+    _, exported = run_pretraining(hparams, run_opts, manifests)
     print(f"Pretrained SSAST: {exported['pth']}")

@@ -6,7 +6,7 @@
     python recipes/speech_commands/train.py hparams/speech_commands_v1_ks.yaml \
         --data_folder /data/speech_commands --pretrained_path SSAST-Base-Frame-400.pth
 
-The official validation and testing lists give the splits (SSAST_SPEC.md d.2, d.3); the
+The official validation and testing lists give the splits (docs/fidelity.md d.2, d.3); the
 corpus is downloaded into ``data_folder`` when it is absent and ``download`` is True.
 
 Authors
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from speechbrain.utils.distributed import run_on_main
 
-from ssast_sb.brains.finetune_runner import finetuning_main
+from ssast_sb.brains.common import load_recipe
+from ssast_sb.brains.finetune import run_folds
 from ssast_sb.data.speech_commands import (
     RELEASE_FOLDERS,
     download_speech_commands,
@@ -67,4 +68,6 @@ def prepare_folds(hparams):
 
 
 if __name__ == "__main__":
-    finetuning_main(sys.argv[1:], prepare_folds)
+    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+    folds = prepare_folds(hparams)
+    run_folds(hparams, hparams_file, overrides, run_opts, folds)

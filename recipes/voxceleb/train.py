@@ -5,7 +5,7 @@
         --pretrained_path SSAST-Base-Frame-400.pth
 
 VoxCeleb1 cannot be downloaded automatically: the preparation says where to get it
-(SSAST_SPEC.md d.3).
+(docs/fidelity.md d.3).
 
 Authors
  * ssast-sb contributors
@@ -16,21 +16,11 @@ from pathlib import Path
 
 from speechbrain.utils.distributed import run_on_main
 
-from ssast_sb.brains.finetune_runner import finetuning_main
-from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
+from ssast_sb.brains.common import load_recipe
+from ssast_sb.brains.finetune import run_folds
 from ssast_sb.data.voxceleb import prepare_voxceleb1_identification
 
 SPLITS = ("train", "valid", "test")
-LABELLED_FIELDNAMES = ["ID", "duration", "wav", "label", "video"]
-
-
-def write_labelled_manifests(manifest_folder):
-    """Copies of the SID manifests with the speaker as the ``label`` column."""
-    for split in SPLITS:
-        rows = read_manifest(Path(manifest_folder) / f"voxceleb1_sid_{split}.csv")
-        for row in rows:
-            row["label"] = row.pop("speaker")
-        write_manifest_atomic(rows, Path(manifest_folder) / f"sid_{split}.csv", LABELLED_FIELDNAMES)
 
 
 def prepare_folds(hparams):
@@ -44,7 +34,8 @@ def prepare_folds(hparams):
     Returns
     -------
     dict
-        ``{"sid": {"train", "valid", "test"}}`` with a ``label`` (speaker) column.
+        ``{"sid": {"train", "valid", "test"}}``, the speaker in the ``speaker`` column
+        (the YAML's ``label_column``).
     """
     manifest_folder = Path(hparams["manifest_folder"])
     run_on_main(
@@ -56,9 +47,11 @@ def prepare_folds(hparams):
             "on_bad_audio": hparams["on_bad_audio"],
         },
     )
-    run_on_main(write_labelled_manifests, args=[manifest_folder])
-    return {"sid": {split: str(manifest_folder / f"sid_{split}.csv") for split in SPLITS}}
+    manifests = {split: str(manifest_folder / f"voxceleb1_sid_{split}.csv") for split in SPLITS}
+    return {"sid": manifests}
 
 
 if __name__ == "__main__":
-    finetuning_main(sys.argv[1:], prepare_folds)
+    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+    folds = prepare_folds(hparams)
+    run_folds(hparams, hparams_file, overrides, run_opts, folds)

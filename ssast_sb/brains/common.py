@@ -11,6 +11,7 @@ import shutil
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
 from speechbrain.utils.checkpoints import (
     Checkpoint,
     Checkpointer,
@@ -18,23 +19,10 @@ from speechbrain.utils.checkpoints import (
     mark_as_saver,
     register_checkpoint_hooks,
 )
-from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from speechbrain.utils.distributed import ddp_barrier, get_rank, if_main_process
 
 from ssast_sb.fileio import save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
-
-
-def process_rank():
-    """This process's DDP rank (0 when not distributed).
-
-    Example
-    -------
-    >>> isinstance(process_rank(), int)
-    True
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return int(os.environ.get("RANK", 0))
 
 
 @register_checkpoint_hooks
@@ -55,8 +43,8 @@ class SeededGenerator:
     ---------
     seed : int
         Run seed.
-    rank : int
-        DDP rank.
+    rank : int, optional
+        DDP rank; by default this process's (SpeechBrain's ``get_rank``, 0 alone).
 
     Example
     -------
@@ -67,7 +55,8 @@ class SeededGenerator:
     device(type='cpu')
     """
 
-    def __init__(self, seed, rank=0):
+    def __init__(self, seed, rank=None):
+        rank = (get_rank() or 0) if rank is None else rank
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(int(seed) * 1_000_003 + 7919 * int(rank) + 1)
 
@@ -313,18 +302,48 @@ def load_recipe(argv):
     Returns
     -------
     tuple
-        ``(hparams, run_opts)``.
+        ``(hparams, run_opts, hparams_file, overrides)``; ``overrides`` is a dict, to
+        reload the YAML with :func:`load_hparams` (e.g. once per fold).
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    if isinstance(overrides, str):
+        overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
+    hparams = load_hparams(hparams_file, overrides or {})
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
-        overrides=overrides,
+        overrides=overrides or {},
     )
-    return hparams, run_opts
+    return hparams, run_opts, hparams_file, overrides or {}
+
+
+def load_hparams(hparams_file, overrides, **more):
+    """Loads a recipe YAML with the command line's overrides and more: fresh objects each call.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML.
+    overrides : dict
+        Command-line overrides.
+    **more
+        Further overrides (e.g. a fold's ``experiment_folder``), applied last.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "h.yaml")
+    >>> _ = open(path, "w").write("a: 1\\nb: !ref <a>\\n")
+    >>> load_hparams(path, {"a": 2}, b=5)
+    {'a': 2, 'b': 5}
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, {**overrides, **more})
 
 
 def apply_warmup(brain, multipliers=None):

@@ -1,4 +1,4 @@
-"""The MSPM pretraining Brain (SSAST_SPEC.md section c).
+"""The MSPM pretraining Brain (docs/fidelity.md c).
 
 One training step draws two independent masks, runs the discriminative and
 the generative pass (as one encoder call on a doubled batch) and returns
@@ -6,7 +6,7 @@ the generative pass (as one encoder call on a doubled batch) and returns
 Adam, the staircase warm-up, ReduceLROnPlateau on the validation masked-patch
 classification (MPC) accuracy, fp32 and no gradient clipping. The best
 checkpoint is chosen by validation MPC accuracy (the original picked it by the
-last training batch's accuracy, spec f.7).
+last training batch's accuracy, docs/fidelity.md f.7).
 
 Hyperparameters read from the YAML: ``model`` (an
 :class:`~ssast_sb.models.SSASTPretrainModel`, also in ``modules``), ``lr``,
@@ -25,15 +25,8 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 
-from ssast_sb.brains.common import (
-    RunningMeans,
-    SeededGenerator,
-    apply_warmup,
-    load_recipe,
-    process_rank,
-)
+from ssast_sb.brains.common import RunningMeans, SeededGenerator, apply_warmup
 from ssast_sb.checkpoints import export_original, save_speechbrain_checkpoint
-from ssast_sb.data.pretraining import prepare_pretraining_data
 from ssast_sb.dataio import (
     SkippingPaddedBatch,
     cropped_fbank_pipeline,
@@ -61,7 +54,7 @@ class MSPMBrain(sb.core.Brain):
     def on_fit_start(self):
         """Seeds the mask generator per run and per DDP rank before recovery."""
         # SpeechBrain seeds every rank alike; the rank is mixed in so ranks mask differently.
-        self.mask_rng = SeededGenerator(self.hparams.seed, process_rank())
+        self.mask_rng = SeededGenerator(self.hparams.seed)
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("mask_rng", self.mask_rng)
         super().on_fit_start()
@@ -287,28 +280,3 @@ DATA_KEYS = (
     "seed",
     "on_bad_audio",
 )
-
-
-def pretraining_main(argv):
-    """Command line of the pretraining recipes: YAML, data preparation once, training.
-
-    Arguments
-    ---------
-    argv : list of str
-        ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
-
-    Returns
-    -------
-    dict
-        The exported model paths.
-    """
-    hparams, run_opts = load_recipe(argv)
-    save_folder = hparams["save_folder"]
-    sb.utils.distributed.run_on_main(
-        prepare_pretraining_data,
-        args=[save_folder],
-        kwargs={key: hparams[key] for key in DATA_KEYS},
-    )
-    manifests = {split: f"{save_folder}/pretrain_{split}.csv" for split in ("train", "valid")}
-    _, exported = run_pretraining(hparams, run_opts, manifests)
-    return exported

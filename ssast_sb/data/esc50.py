@@ -1,7 +1,7 @@
 """Manifests for ESC-50, environmental sound classification in five folds.
 
 The official release holds 2,000 five-second clips of 50 classes, already
-assigned to 5 folds for cross-validation (SSAST_SPEC.md d.2: the result is the
+assigned to 5 folds for cross-validation (docs/fidelity.md d.2: the result is the
 accuracy averaged over the folds). The clips are 44.1 kHz; the original
 converts them to 16 kHz with sox, here they stay as they are and
 `ssast_sb.data.audio.load_audio` resamples at load time.

@@ -1,4 +1,4 @@
-"""Manifests for IEMOCAP emotion recognition (the SUPERB ER task, SSAST_SPEC.md d.3).
+"""Manifests for IEMOCAP emotion recognition (the SUPERB ER task, docs/fidelity.md d.3).
 
 The usual four-class setup: neutral (``neu``), happy (``hap`` and ``exc``
 merged), sad (``sad``) and angry (``ang``); utterances with any other label

@@ -1,4 +1,4 @@
-"""Assembles the unlabeled pretraining set from several sources (SSAST_SPEC.md a.5).
+"""Assembles the unlabeled pretraining set from several sources (docs/fidelity.md a.5).
 
 The paper mixes AudioSet-2M and LibriSpeech-960 into one shuffled list and
 validates on the AudioSet eval set. Any folder, CSV or JSON of one's own audio

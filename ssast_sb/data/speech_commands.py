@@ -1,6 +1,6 @@
 """Manifests for Google Speech Commands: the 35-word task and SUPERB keyword spotting.
 
-Two tasks of the SSAST paper use this corpus (SSAST_SPEC.md d.2, d.3):
+Two tasks of the SSAST paper use this corpus (docs/fidelity.md d.2, d.3):
 
 * ``"v2_35"`` (KS2): Speech Commands V2, all 35 words are classes;
 * ``"v1_ks12"`` (KS1, the SUPERB keyword-spotting task): the 10 words

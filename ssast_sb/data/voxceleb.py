@@ -1,4 +1,4 @@
-"""Manifests for VoxCeleb1 speaker identification (the SUPERB SID task, SSAST_SPEC.md d.3).
+"""Manifests for VoxCeleb1 speaker identification (the SUPERB SID task, docs/fidelity.md d.3).
 
 The official identification split ``iden_split.txt`` assigns each of the
 153,516 utterances of the 1,251 speakers to train (1), validation (2) or test

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ssast_sb.encoder import pool_tokens
 from ssast_sb.padding import valid_patches
+from ssast_sb.schedules import layerwise_param_groups
 
 
 def k_shot_indices(labels, k, seed=0):
@@ -49,55 +50,6 @@ def k_shot_indices(labels, k, seed=0):
         members = (labels == label).nonzero().flatten()
         chosen.append(members[torch.randperm(len(members), generator=generator)[:k]])
     return torch.cat(chosen).sort().values
-
-
-def layerwise_param_groups(classifier, lr, layer_decay=1.0, head_lr_scale=1.0):
-    """Optimiser groups with layer-wise learning-rate decay (BEiT style).
-
-    The head gets ``lr * head_lr_scale``; block ``i`` of ``L`` gets
-    ``lr * layer_decay ** (L - i)``; the patch and position embeddings, class
-    and mask tokens get ``lr * layer_decay ** (L + 1)``; the final norm gets ``lr``.
-
-    Arguments
-    ---------
-    classifier : SSASTClassifier
-        Needs ``encoder`` (blocks in ``encoder.blocks``) and ``head_parameters()``.
-    lr : float
-        Rate of the top of the encoder.
-    layer_decay : float
-        Factor per block towards the input (1.0: one rate for all).
-    head_lr_scale : float
-        Head rate / ``lr``.
-
-    Returns
-    -------
-    list of dict
-        Groups with ``params`` and ``lr``.
-
-    Example
-    -------
-    >>> from ssast_sb.encoder import EncoderConfig, SSASTEncoder
-    >>> from ssast_sb.models import SSASTClassifier
-    >>> enc = SSASTEncoder(EncoderConfig(embed_dim=8, depth=2, num_heads=2, input_tdim=32))
-    >>> groups = layerwise_param_groups(SSASTClassifier(enc, 3), 1.0, 0.5, 10.0)
-    >>> [g["lr"] for g in groups]
-    [10.0, 1.0, 0.25, 0.5, 0.125]
-    """
-    encoder = classifier.encoder
-    depth = len(encoder.blocks)
-    head = classifier.head_parameters()
-    head_ids = {id(p) for p in head}
-    groups = [{"params": head, "lr": lr * head_lr_scale}]
-    groups.append({"params": list(encoder.norm.parameters()), "lr": lr})
-    in_blocks = set()
-    for index, block in enumerate(encoder.blocks):
-        params = list(block.parameters())
-        in_blocks.update(id(p) for p in params)
-        groups.append({"params": params, "lr": lr * layer_decay ** (depth - index)})
-    taken = head_ids | in_blocks | {id(p) for p in encoder.norm.parameters()}
-    rest = [p for p in classifier.parameters() if id(p) not in taken]
-    groups.append({"params": rest, "lr": lr * layer_decay ** (depth + 1)})
-    return [g for g in groups if g["params"]]
 
 
 def spec_augment(features, freq_width, time_width, generator=None):

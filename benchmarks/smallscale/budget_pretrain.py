@@ -112,7 +112,7 @@ def pretrain_for_minutes(
     """Pretrains ``model`` on random crops of ``bank`` until ``minutes`` of training pass.
 
     Evaluation time is not counted in the budget. Adam with the original's
-    betas and weight decay (SSAST_SPEC.md e.1); clips are visited in a fresh
+    betas and weight decay (docs/fidelity.md e.1); clips are visited in a fresh
     random order every epoch.
 
     Arguments

@@ -1,0 +1,1 @@
+"""Benchmark scripts of ssast-sb (run as ``python benchmarks/<script>.py``)."""
