@@ -81,11 +81,8 @@ def test_pretrain_step_compare_interleaves_modes_in_one_run():
 
 
 def test_step_flops_rank_the_modes():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from bench_pretrain_step import step_flops
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    from benchmarks.common import step_flops
+
     config = EncoderConfig.from_names("base", "patch")
     faithful, single, mae = (
         step_flops(config, 2, mode) for mode in ("faithful", "single_pass", "mae")

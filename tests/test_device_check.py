@@ -58,11 +58,8 @@ def test_device_check_runs_every_recipe_and_section_on_cpu(reference_dir, tmp_pa
 
 def test_device_check_reports_a_failing_recipe(tmp_path):
     """A recipe that fails is a FAIL line with its error, and the script exits 1."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import device_check
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    from benchmarks import device_check
+
     entry = device_check.run_recipe("voxceleb.yaml", "bf16", "cpu", tmp_path, timeout=300)
     # No fixture was built: the data preparation must fail and name what is missing.
     assert entry["passed"] is False and entry["error"]
@@ -78,11 +75,8 @@ def test_device_check_reports_a_failing_recipe(tmp_path):
 
 
 def test_sdpa_kernel_names():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        from device_check import sdpa_kernels
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    from benchmarks.device_check import sdpa_kernels
+
     events = [
         "aten::_scaled_dot_product_efficient_attention",
         "aten::_scaled_dot_product_flash_attention",

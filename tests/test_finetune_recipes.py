@@ -387,7 +387,10 @@ def test_absent_corpus_is_downloaded_when_allowed(
         calls.append(Path(data_folder))
         build(shared_dir, Path(data_folder))
 
-    monkeypatch.setattr(module, downloader, fake_download)
+    # The data module decides on the download (its `download` option).
+    monkeypatch.setattr(
+        importlib.import_module(f"ssast_sb.data.{recipe}"), downloader, fake_download
+    )
     hparams = dict(
         hparams,
         data_folder=str(tmp_path / "data"),

@@ -21,30 +21,8 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
-from ssast_sb.data.esc50 import (
-    META_FILE,
-    RELEASE_FOLDER,
-    download_esc50,
-    prepare_esc50,
-)
-from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
+from ssast_sb.data.esc50 import cross_validation_manifests, prepare_esc50
 from ssast_sb.reports import read_train_log
-
-FOLD_FIELDNAMES = ["ID", "duration", "wav", "label", "fold"]
-
-
-def write_fold_manifests(manifest_folder, test_fold, paths):
-    """Writes fold ``test_fold``'s ``train`` (the other four folds) and ``test`` manifests.
-
-    The official ``target`` index column is left out: its name is taken by the runner's
-    encoded label.
-    """
-    for split, folds in (("train", set(range(1, 6)) - {test_fold}), ("test", {test_fold})):
-        rows = []
-        for fold in sorted(folds):
-            rows.extend(read_manifest(Path(manifest_folder) / f"esc50_fold{fold}.csv"))
-        rows = [{key: row[key] for key in FOLD_FIELDNAMES} for row in rows]
-        write_manifest_atomic(rows, paths[split], FOLD_FIELDNAMES)
 
 
 def prepare_folds(hparams):
@@ -61,32 +39,21 @@ def prepare_folds(hparams):
     dict
         ``fold<k>``: ``train`` (the other four folds), ``valid`` and ``test`` (fold k).
     """
-    data_folder = Path(hparams["data_folder"])
-    release_found = any(
-        (folder / META_FILE).is_file() for folder in (data_folder, data_folder / RELEASE_FOLDER)
-    )
-    if hparams["download"] and not release_found and not hparams["skip_prep"]:
-        run_on_main(download_esc50, args=[data_folder])
-    manifest_folder = Path(hparams["manifest_folder"])
     run_on_main(
         prepare_esc50,
         kwargs={
-            "data_folder": data_folder,
-            "save_folder": manifest_folder,
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "folds": hparams["folds"],
+            "download": hparams["download"],
             "skip_prep": hparams["skip_prep"],
             "on_bad_audio": hparams["on_bad_audio"],
         },
     )
-    folds = {}
-    for fold in hparams["folds"]:
-        paths = {
-            split: str(manifest_folder / f"esc50_fold{fold}_{split}.csv")
-            for split in ("train", "test")
-        }
-        run_on_main(write_fold_manifests, args=[manifest_folder, fold, paths])
-        # The held-out fold validates (picks the epoch) and tests, as the original.
-        folds[f"fold{fold}"] = dict(paths, valid=paths["test"])
-    return folds
+    return {
+        f"fold{fold}": cross_validation_manifests(hparams["manifest_folder"], fold)
+        for fold in hparams["folds"]
+    }
 
 
 def fold_averaged_best_epoch(output_folder, fold_names):

@@ -12,28 +12,13 @@ Authors
  * ssast-sb contributors
 """
 
-import random
 import sys
-from pathlib import Path
 
 from speechbrain.utils.distributed import run_on_main
 
 from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
-from ssast_sb.data.iemocap import FIELDNAMES, SESSIONS, prepare_iemocap
-from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
-
-
-def write_fold_manifests(manifest_folder, test_session, valid_ratio, seed, paths):
-    """Splits the sessions other than ``test_session`` into ``paths["train"]``/``["valid"]``."""
-    rows = []
-    for session in SESSIONS:
-        if session != test_session:
-            rows.extend(read_manifest(Path(manifest_folder) / f"iemocap_session{session}.csv"))
-    random.Random(seed).shuffle(rows)
-    num_valid = int(round(valid_ratio * len(rows)))
-    write_manifest_atomic(rows[num_valid:], paths["train"], FIELDNAMES)
-    write_manifest_atomic(rows[:num_valid], paths["valid"], FIELDNAMES)
+from ssast_sb.data.iemocap import fold_manifests, prepare_iemocap
 
 
 def prepare_folds(hparams):
@@ -50,29 +35,19 @@ def prepare_folds(hparams):
     dict
         ``fold<k>``: ``train`` and ``valid`` (from the other sessions) and ``test`` (session k).
     """
-    manifest_folder = Path(hparams["manifest_folder"])
     run_on_main(
         prepare_iemocap,
         kwargs={
             "data_folder": hparams["data_folder"],
-            "save_folder": manifest_folder,
+            "save_folder": hparams["manifest_folder"],
+            "folds": hparams["folds"],
+            "valid_ratio": hparams["valid_ratio"],
+            "seed": hparams["seed"],
             "skip_prep": hparams["skip_prep"],
             "on_bad_audio": hparams["on_bad_audio"],
         },
     )
-    folds = {}
-    for session in hparams["folds"]:
-        paths = {
-            split: str(manifest_folder / f"iemocap_fold{session}_{split}.csv")
-            for split in ("train", "valid")
-        }
-        run_on_main(
-            write_fold_manifests,
-            args=[manifest_folder, session, hparams["valid_ratio"], hparams["seed"], paths],
-        )
-        paths["test"] = str(manifest_folder / f"iemocap_session{session}.csv")
-        folds[f"fold{session}"] = paths
-    return folds
+    return {f"fold{k}": fold_manifests(hparams["manifest_folder"], k) for k in hparams["folds"]}
 
 
 if __name__ == "__main__":

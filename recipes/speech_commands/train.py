@@ -20,11 +20,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
-from ssast_sb.data.speech_commands import (
-    RELEASE_FOLDERS,
-    download_speech_commands,
-    prepare_speech_commands,
-)
+from ssast_sb.data.speech_commands import prepare_speech_commands
 
 
 def prepare_folds(hparams):
@@ -41,21 +37,15 @@ def prepare_folds(hparams):
     dict
         ``{task: {"train", "valid", "test"}}``: the official splits.
     """
-    data_folder, version, task = Path(hparams["data_folder"]), hparams["version"], hparams["task"]
-    release_found = any(
-        (folder / "validation_list.txt").is_file()
-        for folder in (data_folder, data_folder / RELEASE_FOLDERS[version])
-    )
-    if hparams["download"] and not release_found and not hparams["skip_prep"]:
-        run_on_main(download_speech_commands, args=[data_folder], kwargs={"version": version})
-    manifest_folder = Path(hparams["manifest_folder"])
+    manifest_folder, task = Path(hparams["manifest_folder"]), hparams["task"]
     run_on_main(
         prepare_speech_commands,
         kwargs={
-            "data_folder": data_folder,
+            "data_folder": hparams["data_folder"],
             "save_folder": manifest_folder,
-            "version": version,
+            "version": hparams["version"],
             "task": task,
+            "download": hparams["download"],
             "skip_prep": hparams["skip_prep"],
             "on_bad_audio": hparams["on_bad_audio"],
         },

@@ -49,6 +49,7 @@ from .manifest import (
     ManifestError,
     atomic_open,
     manifests_exist,
+    read_manifest,
     validate_audio_rows,
     write_manifest_atomic,
 )
@@ -231,9 +232,14 @@ def download_esc50(data_folder, url=DOWNLOAD_URL, sha256=None, keep_archive=True
     return download_and_extract(url, Path(data_folder) / RELEASE_FOLDER, sha256, keep_archive)
 
 
+def _release_candidates(data_folder):
+    """Where the release may be: ``data_folder/ESC-50-master`` or ``data_folder`` itself."""
+    return [Path(data_folder) / RELEASE_FOLDER, Path(data_folder)]
+
+
 def _find_release(data_folder):
     """The folder holding ``meta/esc50.csv`` and ``audio/``."""
-    candidates = [data_folder / RELEASE_FOLDER, data_folder]
+    candidates = _release_candidates(data_folder)
     for candidate in candidates:
         if (candidate / META_FILE).is_file():
             if not (candidate / "audio").is_dir():
@@ -284,21 +290,67 @@ def _class_names(entries, path):
     return [names[target] for target in sorted(names)]
 
 
+#: Columns of the cross-validation manifests (the official ``target`` index is left out:
+#: the fine-tuning pipeline computes its own ``target``).
+CV_FIELDNAMES = ["ID", "duration", "wav", "label", "fold"]
+
+
+def cross_validation_manifests(save_folder, test_fold):
+    """Paths of fold ``test_fold``'s manifests: ``train`` (the other four folds), ``valid``
+    and ``test`` (fold ``test_fold``, which picks the epoch and tests, as the original).
+
+    Arguments
+    ---------
+    save_folder : str or pathlib.Path
+        Where :func:`prepare_esc50` wrote them.
+    test_fold : int
+        1 to 5.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> sorted(cross_validation_manifests("m", 3).items())[1]
+    ('train', 'm/esc50_fold3_train.csv')
+    """
+    test = str(Path(save_folder) / f"esc50_fold{test_fold}_test.csv")
+    train = str(Path(save_folder) / f"esc50_fold{test_fold}_train.csv")
+    return {"train": train, "valid": test, "test": test}
+
+
+def _write_cross_validation(save_folder, test_fold):
+    """Fold ``test_fold``'s train (the other four folds) and test manifests."""
+    paths = cross_validation_manifests(save_folder, test_fold)
+    others = set(range(1, NUM_FOLDS + 1)) - {test_fold}
+    for split, folds in (("train", others), ("test", {test_fold})):
+        rows = []
+        for fold in sorted(folds):
+            rows.extend(read_manifest(Path(save_folder) / f"esc50_fold{fold}.csv"))
+        rows = [{key: row[key] for key in CV_FIELDNAMES} for row in rows]
+        write_manifest_atomic(rows, paths[split], CV_FIELDNAMES)
+
+
 def prepare_esc50(
     data_folder,
     save_folder,
+    folds=(),
+    download=False,
     skip_prep=False,
     on_bad_audio="error",
     force=False,
 ):
-    """Write one ESC-50 manifest per official fold, and the class list.
+    """Write one ESC-50 manifest per official fold, the class list and the CV folds asked for.
 
     Outputs are ``<save_folder>/esc50_fold{1..5}.csv`` with the columns
     ``ID,duration,wav,label,target,fold`` (``label`` is the category name,
     ``target`` its official index) and ``<save_folder>/esc50_labels.json``, the
-    category names in target order. For fold ``k`` of the cross-validation,
-    train on the other four manifests and test on ``esc50_fold<k>.csv``.
-    Nothing is done when all outputs exist. Under DDP wrap the call in
+    category names in target order. For each fold ``k`` of ``folds`` the
+    cross-validation manifests are written too: ``esc50_fold<k>_train.csv`` (the
+    other four folds) and ``esc50_fold<k>_test.csv`` (see
+    :func:`cross_validation_manifests`). The per-fold manifests are not rewritten
+    when they all exist. Under DDP wrap the call in
     ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
@@ -307,6 +359,11 @@ def prepare_esc50(
         Folder containing ``ESC-50-master/`` (or that folder itself).
     save_folder : str or pathlib.Path
         Where the manifests are written.
+    folds : sequence of int
+        Test folds whose cross-validation manifests are written.
+    download : bool
+        Download the official release into ``data_folder`` when it is absent
+        (:func:`download_esc50`).
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
@@ -340,8 +397,12 @@ def prepare_esc50(
     labels_json = save_folder / LABELS_JSON
     if not force and manifests_exist([*fold_csvs.values(), labels_json]):
         logger.info("ESC-50 manifests already in %s, skipping preparation", save_folder)
+        for fold in folds:
+            _write_cross_validation(save_folder, fold)
         return None
 
+    if download and not any((c / META_FILE).is_file() for c in _release_candidates(data_folder)):
+        download_esc50(data_folder)
     release = _find_release(data_folder)
     meta_path = release / META_FILE
     entries = _read_meta(meta_path)
@@ -370,4 +431,6 @@ def prepare_esc50(
     # Written last: its presence means every fold manifest is complete.
     with atomic_open(labels_json) as json_file:
         json.dump(class_names, json_file, indent=1, ensure_ascii=False)
+    for fold in folds:
+        _write_cross_validation(save_folder, fold)
     return summary

@@ -34,11 +34,18 @@ Example
 import json
 import logging
 import os
+import random
 import re
 from collections import Counter
 from pathlib import Path
 
-from .manifest import atomic_open, manifests_exist, validate_audio_rows, write_manifest_atomic
+from .manifest import (
+    atomic_open,
+    manifests_exist,
+    read_manifest,
+    validate_audio_rows,
+    write_manifest_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +165,54 @@ def _session_rows(release, session):
     return rows, dropped
 
 
+def fold_manifests(save_folder, test_session):
+    """Paths of the leave-one-session-out fold ``test_session``: ``train``, ``valid``, ``test``.
+
+    Arguments
+    ---------
+    save_folder : str or pathlib.Path
+        Where :func:`prepare_iemocap` wrote them.
+    test_session : int
+        1 to 5.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> fold_manifests("m", 2)["test"]
+    'm/iemocap_session2.csv'
+    """
+    folder = Path(save_folder)
+    paths = {
+        split: str(folder / f"iemocap_fold{test_session}_{split}.csv")
+        for split in ("train", "valid")
+    }
+    paths["test"] = str(folder / f"iemocap_session{test_session}.csv")
+    return paths
+
+
+def _write_fold(save_folder, test_session, valid_ratio, seed):
+    """Splits the sessions other than ``test_session`` into the fold's train and valid."""
+    rows = []
+    for session in SESSIONS:
+        if session != test_session:
+            rows.extend(read_manifest(Path(save_folder) / f"iemocap_session{session}.csv"))
+    random.Random(seed).shuffle(rows)
+    num_valid = int(round(valid_ratio * len(rows)))
+    paths = fold_manifests(save_folder, test_session)
+    write_manifest_atomic(rows[num_valid:], paths["train"], FIELDNAMES)
+    write_manifest_atomic(rows[:num_valid], paths["valid"], FIELDNAMES)
+
+
 def prepare_iemocap(
     data_folder,
     save_folder,
     sessions=SESSIONS,
+    folds=(),
+    valid_ratio=0.2,
+    seed=0,
     skip_prep=False,
     on_bad_audio="error",
     force=False,
@@ -172,8 +223,11 @@ def prepare_iemocap(
     ``ID,duration,wav,label,emotion,speaker,session`` (``label`` is one of
     neutral, happy, sad, angry; ``emotion`` the original code, e.g. ``exc``;
     ``speaker`` e.g. ``Ses01F``) and ``iemocap_labels.json``, the class names in
-    index order. For fold ``k``, test on session ``k`` and train on the others.
-    Nothing is done when all outputs exist. Under DDP wrap the call in
+    index order. For each fold ``k`` of ``folds`` (test on session ``k``), a seeded
+    ``valid_ratio`` of the other sessions' utterances is written to
+    ``iemocap_fold<k>_valid.csv`` and the rest to ``iemocap_fold<k>_train.csv``, as
+    s3prl's emotion downstream (see :func:`fold_manifests`). The session manifests
+    are not rewritten when they all exist. Under DDP wrap the call in
     ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
@@ -184,6 +238,12 @@ def prepare_iemocap(
         Where the manifests are written.
     sessions : sequence of int
         Sessions to prepare (1..5).
+    folds : sequence of int
+        Test sessions whose fold manifests are written (all five sessions needed).
+    valid_ratio : float
+        Share of the training sessions' utterances that validates.
+    seed : int
+        Seed of the validation draw.
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
@@ -224,6 +284,8 @@ def prepare_iemocap(
     labels_json = save_folder / LABELS_JSON
     if not force and manifests_exist([*session_csvs.values(), labels_json]):
         logger.info("IEMOCAP manifests already in %s, skipping preparation", save_folder)
+        for fold in folds:
+            _write_fold(save_folder, fold, valid_ratio, seed)
         return None
 
     release = _find_release(data_folder)
@@ -256,4 +318,6 @@ def prepare_iemocap(
     # Written last: its presence means every session manifest is complete.
     with atomic_open(labels_json) as json_file:
         json.dump(list(CLASS_NAMES), json_file, indent=1)
+    for fold in folds:
+        _write_fold(save_folder, fold, valid_ratio, seed)
     return summary

@@ -267,6 +267,7 @@ def prepare_speech_commands(
     save_folder,
     version=2,
     task="v2_35",
+    download=False,
     skip_prep=False,
     on_bad_audio="error",
     force=False,
@@ -292,6 +293,9 @@ def prepare_speech_commands(
         Release of the corpus; ``"v2_35"`` needs 2, SUPERB's ``"v1_ks12"`` uses 1.
     task : {"v2_35", "v1_ks12"}
         Label set: the 35 words of V2, or the 12 SUPERB keyword-spotting classes.
+    download : bool
+        Download the release into ``data_folder`` when it is absent
+        (:func:`download_speech_commands`).
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
@@ -339,6 +343,12 @@ def prepare_speech_commands(
         logger.info("Speech Commands manifests already in %s, skipping preparation", save_folder)
         return None
 
+    release_lists = [
+        folder / "validation_list.txt"
+        for folder in (data_folder, data_folder / RELEASE_FOLDERS[version])
+    ]
+    if download and not any(path.is_file() for path in release_lists):
+        download_speech_commands(data_folder, version=version)
     release = _find_release(data_folder, version)
     rows, not_found = _word_rows(release, task)
     if task == "v1_ks12":
