@@ -21,9 +21,8 @@ Authors
 
 import torch
 
-from ssast_sb.checkpoints import encoder_from_original
-from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
-from ssast_sb.models import adapt_encoder
+from ssast_sb.checkpoints import task_encoder
+from ssast_sb.encoder import pool_tokens
 
 __all__ = ["EmbeddingView", "HeadView", "PassThrough", "SSASTEmbedding"]
 
@@ -81,16 +80,15 @@ class SSASTEmbedding(torch.nn.Module):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"Unknown pooling {pooling!r}; use 'mean' or 'cls'")
-        if pretrained_path:
-            pretrained, _ = encoder_from_original(pretrained_path)
-            self.encoder = adapt_encoder(
-                pretrained, fstride, tstride, target_frames, method=pos_embed_adaptation
-            )
-        else:
-            config = EncoderConfig.from_names(
-                size, shape, fstride=fstride, tstride=tstride, input_tdim=target_frames
-            )
-            self.encoder = SSASTEncoder(config)
+        self.encoder = task_encoder(
+            pretrained_path,
+            size,
+            shape,
+            fstride,
+            tstride,
+            target_frames,
+            pos_embed_adaptation=pos_embed_adaptation,
+        )
         self.pooling = pooling
         width = self.encoder.config.embed_dim
         self.projection = (
