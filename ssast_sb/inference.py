@@ -24,7 +24,7 @@ import torch
 from speechbrain.inference.interfaces import Pretrained
 
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.models import LayerWeightedClassifier
+from ssast_sb.lobes import describe_head
 
 
 class SSASTAudioClassifier(Pretrained):
@@ -121,14 +121,59 @@ class SSASTAudioClassifier(Pretrained):
         return self.mods.embedding_model.tokens(features, return_layers=return_layers)
 
 
-def _yaml_value(value):
+#: The template of an inference folder's ``hyperparams.yaml``, shipped with the package.
+TEMPLATE = Path(__file__).with_name("inference.yaml")
+
+
+def _flow(value):
+    """A value as one line of YAML (flow style for mappings)."""
     if isinstance(value, bool):
         return "True" if value else "False"
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_flow(item)}" for key, item in value.items()) + "}"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def fill_template(template, values):
+    """The template's text with each ``key: !PLACEHOLDER`` line given its value.
+
+    Arguments
+    ---------
+    template : str
+        YAML text with placeholder lines.
+    values : dict
+        A value for every placeholder.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> fill_template("a: !PLACEHOLDER  # note", {"a": {"x": 1, "y": True}})
+    'a: {x: 1, y: True}  # note'
+    """
+    lines, missing = [], set(values)
+    for line in template.splitlines(keepends=True):
+        key, sep, rest = line.partition(": !PLACEHOLDER")
+        if sep:
+            if key not in values:
+                raise KeyError(f"No value for the template's placeholder {key!r}")
+            missing.discard(key)
+            line = f"{key}: {_flow(values[key])}{rest}"
+        lines.append(line)
+    if missing:
+        raise KeyError(f"The template has no placeholder for {sorted(missing)}")
+    return "".join(lines)
 
 
 def export_inference_folder(model, label_encoder, frontend, folder, multi_label=False):
     """Writes ``hyperparams.yaml``, ``model.ckpt`` and ``label_encoder.ckpt`` for inference.
+
+    ``hyperparams.yaml`` is the package's template (:data:`TEMPLATE`) with the
+    model's values filled in.
 
     Arguments
     ---------
@@ -150,58 +195,17 @@ def export_inference_folder(model, label_encoder, frontend, folder, multi_label=
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.asdict(model.encoder.config)
-    encoder_yaml = "\n".join(f"        {k}: {_yaml_value(v)}" for k, v in config.items())
-    num_classes = len(label_encoder.lab2ind)
-    if isinstance(model, LayerWeightedClassifier):
-        model_yaml = (
-            "model: !new:ssast_sb.models.LayerWeightedClassifier\n"
-            "    encoder: !ref <encoder>\n"
-            f"    num_classes: {num_classes}\n"
-            f"    projector_dim: {model.projector.out_features}\n"
-        )
-    else:
-        model_yaml = (
-            "model: !new:ssast_sb.models.SSASTClassifier\n"
-            "    encoder: !ref <encoder>\n"
-            f"    num_classes: {num_classes}\n"
-            f"    pooling: {model.pooling}\n"
-        )
-    text = f"""# SSAST inference folder (SSASTAudioClassifier or SpeechBrain's EncoderClassifier):
-#   from ssast_sb.inference import SSASTAudioClassifier
-#   classifier = SSASTAudioClassifier.from_hparams(source="{folder}")
-sample_rate: 16000
-multi_label: {_yaml_value(multi_label)}
-
-compute_features: !new:ssast_sb.frontend.SSASTFbank
-    target_frames: {frontend.target_frames}
-    mean: {frontend.mean}
-    std: {frontend.std}
-    variable_length: {_yaml_value(frontend.variable_length)}
-mean_var_norm: !new:ssast_sb.lobes.PassThrough
-
-encoder: !new:ssast_sb.encoder.SSASTEncoder
-    config: !new:ssast_sb.encoder.EncoderConfig
-{encoder_yaml}
-{model_yaml}
-embedding_model: !new:ssast_sb.lobes.EmbeddingView
-    model: !ref <model>
-classifier: !new:ssast_sb.lobes.HeadView
-    model: !ref <model>
-    multi_label: !ref <multi_label>
-label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
-
-modules:
-    compute_features: !ref <compute_features>
-    mean_var_norm: !ref <mean_var_norm>
-    embedding_model: !ref <embedding_model>
-    classifier: !ref <classifier>
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        model: !ref <model>
-        label_encoder: !ref <label_encoder>
-"""
+    values = {
+        "multi_label": multi_label,
+        "target_frames": frontend.target_frames,
+        "mean": frontend.mean,
+        "std": frontend.std,
+        "variable_length": frontend.variable_length,
+        "encoder_config": dataclasses.asdict(model.encoder.config),
+        "num_classes": len(label_encoder.lab2ind),
+        "head": describe_head(model),
+    }
+    text = fill_template(TEMPLATE.read_text(encoding="utf-8"), values)
     save_atomic(model.state_dict(), folder / "model.ckpt")
     label_encoder.save(folder / "label_encoder.ckpt")
     with atomic_open(folder / "hyperparams.yaml") as stream:

@@ -22,7 +22,8 @@ Authors
 import torch
 
 from ssast_sb.checkpoints import task_encoder
-from ssast_sb.encoder import pool_tokens
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
+from ssast_sb.models import LayerWeightedClassifier, SSASTClassifier
 
 __all__ = ["EmbeddingView", "HeadView", "PassThrough", "SSASTEmbedding"]
 
@@ -184,3 +185,82 @@ class HeadView(torch.nn.Module):
         if self.multi_label:
             return torch.nn.functional.logsigmoid(logits)
         return logits.log_softmax(dim=-1)
+
+
+def encoder_from_config(config):
+    """An :class:`~ssast_sb.encoder.SSASTEncoder` from a mapping of its config fields.
+
+    What an inference folder's ``hyperparams.yaml`` builds its encoder with.
+
+    Arguments
+    ---------
+    config : dict
+        :class:`~ssast_sb.encoder.EncoderConfig` fields.
+
+    Returns
+    -------
+    SSASTEncoder
+
+    Example
+    -------
+    >>> encoder_from_config({"embed_dim": 8, "depth": 1, "num_heads": 2, "input_tdim": 32}).grid
+    (8, 2)
+    """
+    return SSASTEncoder(EncoderConfig(**config))
+
+
+def classifier_from_config(encoder, num_classes, head):
+    """The classifier an inference folder describes: its class and options in ``head``.
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        The encoder.
+    num_classes : int
+        Output size.
+    head : dict
+        ``{"type": "SSASTClassifier", "pooling": "mean"|"cls"}`` or
+        ``{"type": "LayerWeightedClassifier", "projector_dim": int}``.
+
+    Returns
+    -------
+    SSASTClassifier or LayerWeightedClassifier
+
+    Example
+    -------
+    >>> config = {"embed_dim": 8, "depth": 1, "num_heads": 2, "input_tdim": 32}
+    >>> encoder = encoder_from_config(config)
+    >>> type(classifier_from_config(encoder, 3, {"type": "SSASTClassifier", "pooling": "cls"}))
+    <class 'ssast_sb.models.SSASTClassifier'>
+    """
+    options = dict(head)
+    kind = options.pop("type")
+    if kind == "SSASTClassifier":
+        return SSASTClassifier(encoder, num_classes, **options)
+    if kind == "LayerWeightedClassifier":
+        return LayerWeightedClassifier(encoder, num_classes, **options)
+    raise ValueError(f"Unknown head type {kind!r}; use SSASTClassifier or LayerWeightedClassifier")
+
+
+def describe_head(model):
+    """The ``head`` mapping of :func:`classifier_from_config` for a trained model.
+
+    Arguments
+    ---------
+    model : SSASTClassifier or LayerWeightedClassifier
+        The model.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> config = {"embed_dim": 8, "depth": 1, "num_heads": 2, "input_tdim": 32}
+    >>> encoder = encoder_from_config(config)
+    >>> describe_head(SSASTClassifier(encoder, 3))
+    {'type': 'SSASTClassifier', 'pooling': 'mean'}
+    """
+    if isinstance(model, LayerWeightedClassifier):
+        return {"type": "LayerWeightedClassifier", "projector_dim": model.projector.out_features}
+    return {"type": "SSASTClassifier", "pooling": model.pooling}

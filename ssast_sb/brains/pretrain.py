@@ -141,19 +141,20 @@ class MSPMBrain(sb.core.Brain):
         self.last_eval_stats = stats
 
 
-def train_loader_options(hparams, dataset_size, world_size=1):
+def train_loader_options(hparams, dataset_size, world_size=1, grad_accumulation=1):
     """Loader options; with ``steps_per_epoch`` an epoch is that many optimiser steps.
 
     Arguments
     ---------
     hparams : dict
         Needs ``train_dataloader_opts`` (with ``batch_size``), ``steps_per_epoch``
-        (None: one pass per epoch), ``grad_accumulation_factor`` optional via run
-        options, and ``seed``.
+        (null: one pass per epoch) and ``seed``.
     dataset_size : int
         Items in the training set.
     world_size : int
         DDP processes.
+    grad_accumulation : int
+        Batches per optimiser step.
 
     Returns
     -------
@@ -168,9 +169,9 @@ def train_loader_options(hparams, dataset_size, world_size=1):
     (40, 'SkippingPaddedBatch')
     """
     options = dict(hparams["train_dataloader_opts"], collate_fn=SkippingPaddedBatch)
-    steps = hparams.get("steps_per_epoch")
+    steps = hparams["steps_per_epoch"]
     if steps:
-        samples = steps * options["batch_size"] * world_size * hparams.get("grad_accumulation", 1)
+        samples = steps * options["batch_size"] * world_size * grad_accumulation
         options["sampler"] = IntervalSampler(dataset_size, samples, seed=hparams["seed"])
         options.pop("shuffle", None)
     else:
@@ -253,9 +254,7 @@ def run_pretraining(hparams, run_opts, manifests):
     )
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     loader = train_loader_options(
-        dict(hparams, grad_accumulation=brain.grad_accumulation_factor),
-        len(datasets["train"]),
-        world_size,
+        hparams, len(datasets["train"]), world_size, brain.grad_accumulation_factor
     )
     brain.fit(
         hparams["epoch_counter"],
