@@ -213,7 +213,14 @@ def label_pipeline(label_encoder, column="label"):
 
 
 def fit_label_encoder(dataset, path=None, separator=None, column="label"):
-    """A ``CategoricalEncoder`` over a label column, saved to / loaded from ``path``.
+    """A ``CategoricalEncoder`` over a label column, created once and saved at ``path``.
+
+    The classes are indexed in sorted order, so every run, fold and process
+    agrees on them whatever the manifest's row order (SpeechBrain's
+    ``update_from_didataset`` would index them in order of appearance). With a
+    ``path``, SpeechBrain's DDP-safe ``load_or_create`` writes the file on the
+    main process and every process reads it; an encoder already there (e.g.
+    AudioSet's full class list) is used as it is.
 
     Arguments
     ---------
@@ -229,16 +236,21 @@ def fit_label_encoder(dataset, path=None, separator=None, column="label"):
     Returns
     -------
     speechbrain.dataio.encoder.CategoricalEncoder
+
+    Example
+    -------
+    >>> dataset = DynamicItemDataset({"a": {"label": "rain"}, "b": {"label": "dog"}})
+    >>> fit_label_encoder(dataset).lab2ind
+    {'dog': 0, 'rain': 1}
     """
-    encoder = CategoricalEncoder()
-    if path is not None and encoder.load_if_possible(path):
-        return encoder
     labels = set()
     for row in dataset.data.values():
         labels.update(row[column].split(separator) if separator else [row[column]])
-    encoder.update_from_iterable(sorted(labels - {""}))
-    if path is not None:
-        encoder.save(path)
+    encoder = CategoricalEncoder()
+    if path is None:
+        encoder.update_from_iterable(sorted(labels - {""}))
+        return encoder
+    encoder.load_or_create(path, from_iterables=[sorted(labels - {""})])
     return encoder
 
 
@@ -325,9 +337,8 @@ def multi_hot_pipeline(label_encoder, separator=";", column="label"):
 def classification_datasets(hparams, manifests, label_encoder_path):
     """Datasets providing ``sig`` and ``target``, and the label encoder of the training set.
 
-    The label encoder is fitted on the training manifest by the main process and
-    saved at ``label_encoder_path``; every process then reads that file (an
-    encoder already there, e.g. AudioSet's full class list, is used as it is).
+    The label encoder is fitted on the training manifest and saved at
+    ``label_encoder_path`` (:func:`fit_label_encoder`).
 
     Arguments
     ---------
@@ -364,11 +375,6 @@ def classification_datasets(hparams, manifests, label_encoder_path):
                 f"The {split} manifest {manifests[split]} has no label column {column!r} "
                 f"(columns: {sorted(first)}); set label_column"
             )
-    sb.utils.distributed.run_on_main(
-        fit_label_encoder,
-        args=[datasets["train"], label_encoder_path],
-        kwargs={"separator": separator, "column": column},
-    )
     encoder = fit_label_encoder(datasets["train"], label_encoder_path, separator, column)
     if separator:
         targets = multi_hot_pipeline(encoder, separator, column)

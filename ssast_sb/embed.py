@@ -141,7 +141,10 @@ def duration_batches(durations, window_s, batch_seconds):
 
     A clip costs ``windows x window_s`` seconds, since every window is padded
     to the model's length; a clip costlier than ``batch_seconds`` gets a batch
-    of its own.
+    of its own. (SpeechBrain's ``DynamicBatchSampler``, which the fine-tuning
+    loaders use, buckets a dataset by its own length; here the cost of a clip
+    is its number of model windows and all of a clip's windows must share a
+    batch, which it does not express.)
 
     Arguments
     ---------

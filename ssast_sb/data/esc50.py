@@ -122,6 +122,8 @@ def download_and_extract(url, target_folder, sha256=None, keep_archive=True):
     succeeded. When the archive holds a single top-level folder, that folder
     becomes ``target_folder``. A partial download or extraction therefore never
     looks like a finished one, and nothing is done when ``target_folder`` exists.
+    (SpeechBrain's ``download_file`` has neither the checksum nor the atomic
+    rename, which is why this one exists.)
 
     Arguments
     ---------
