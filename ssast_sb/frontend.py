@@ -261,6 +261,31 @@ class SSASTFbank(torch.nn.Module):
             waveform = torch.nn.functional.pad(waveform, (0, min_samples - waveform.numel()))
         return kaldi_fbank(waveform, SAMPLE_RATE, self.num_mel_bins)
 
+    def real_frames(self, num_samples):
+        """Frames of real audio in the features of clips of ``num_samples`` samples.
+
+        Kaldi framing gives ``1 + (N - 400) // 160`` frames (a clip shorter than
+        one window is padded to it), capped at ``target_frames``; what lies beyond
+        is padding. Real-audio pooling averages only the patches over these frames.
+
+        Arguments
+        ---------
+        num_samples : torch.Tensor
+            ``(B,)`` samples per clip at 16 kHz.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B,)`` int64, on the device of ``num_samples``.
+
+        Example
+        -------
+        >>> SSASTFbank(target_frames=100).real_frames(torch.tensor([16000, 8000, 100]))
+        tensor([98, 48,  1])
+        """
+        samples = torch.as_tensor(num_samples).long().clamp(min=400)
+        return (1 + (samples - 400) // 160).clamp(max=self.target_frames)
+
     def normalize(self, features):
         """``(features - mean) / (2 * std)`` as the original loader."""
         return (features - self.mean) / (self.std * 2)

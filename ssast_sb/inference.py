@@ -59,7 +59,9 @@ class SSASTAudioClassifier(Pretrained):
         wavs = wavs.to(self.device).float()
         wav_lens = torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
         features = self.mods.compute_features(wavs, wav_lens).to(self.device)
-        return self.mods.embedding_model(features, wav_lens)
+        samples = (wav_lens.float().cpu() * wavs.shape[1]).round().long()
+        num_frames = self.mods.compute_features.real_frames(samples).to(self.device)
+        return self.mods.embedding_model(features, wav_lens, num_frames=num_frames)
 
     def classify_batch(self, wavs, wav_lens=None):
         """Classifies a batch as SpeechBrain's ``EncoderClassifier.classify_batch`` does.
@@ -169,7 +171,9 @@ def fill_template(template, values):
     return "".join(lines)
 
 
-def export_inference_folder(model, label_encoder, frontend, folder, multi_label=False):
+def export_inference_folder(
+    model, label_encoder, frontend, folder, multi_label=False, pool_real_audio=False
+):
     """Writes ``hyperparams.yaml``, ``model.ckpt`` and ``label_encoder.ckpt`` for inference.
 
     ``hyperparams.yaml`` is the package's template (:data:`TEMPLATE`) with the
@@ -187,6 +191,8 @@ def export_inference_folder(model, label_encoder, frontend, folder, multi_label=
         Output folder (created).
     multi_label : bool
         Whether the classes are independent (sigmoid) or exclusive (softmax).
+    pool_real_audio : bool
+        Whether the model was fine-tuned pooling the patches of real audio only.
 
     Returns
     -------
@@ -204,6 +210,7 @@ def export_inference_folder(model, label_encoder, frontend, folder, multi_label=
         "encoder_config": dataclasses.asdict(model.encoder.config),
         "num_classes": len(label_encoder.lab2ind),
         "head": describe_head(model),
+        "pool_real_audio": pool_real_audio,
     }
     text = fill_template(TEMPLATE.read_text(encoding="utf-8"), values)
     save_atomic(model.state_dict(), folder / "model.ckpt")

@@ -139,6 +139,11 @@ class EmbeddingView(torch.nn.Module):
     ---------
     model : SSASTClassifier or LayerWeightedClassifier
         The trained model (shared with :class:`HeadView`).
+    pool_real_audio : bool
+        Average only the patches of real audio when the caller gives the real
+        frames (``num_frames``), as the model was fine-tuned with
+        ``pool_real_audio``. SpeechBrain's ``EncoderClassifier`` gives no frame
+        counts, so it pools every patch; ``SSASTAudioClassifier`` gives them.
 
     Example
     -------
@@ -150,12 +155,15 @@ class EmbeddingView(torch.nn.Module):
     torch.Size([2, 1, 8])
     """
 
-    def __init__(self, model):
+    def __init__(self, model, pool_real_audio=False):
         super().__init__()
         self.model = model
+        self.pool_real_audio = pool_real_audio
 
-    def forward(self, features, lengths=None):
+    def forward(self, features, lengths=None, num_frames=None):
         """Pooled clip embeddings with a singleton time axis."""
+        if self.pool_real_audio and num_frames is not None:
+            return self.model.embed(features, num_frames).unsqueeze(1)
         return self.model.embed(features).unsqueeze(1)
 
     def tokens(self, features, return_layers=False):

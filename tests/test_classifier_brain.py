@@ -1,8 +1,15 @@
-"""ClassifierBrain's optimiser groups: the original two, or layer-wise decay from the YAML."""
+"""ClassifierBrain options from the YAML: optimiser groups (layer decay), real-audio pooling."""
+
+from types import SimpleNamespace
 
 import pytest
+import speechbrain as sb
+import torch
+from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ssast_sb.augment import FinetuneAugmentation
+from ssast_sb.inference import SSASTAudioClassifier, export_inference_folder
+from ssast_sb.models import LayerWeightedClassifier
 from tests.test_device import _classifier_brain
 
 
@@ -31,3 +38,53 @@ def test_layer_decay_gives_each_block_its_rate(tmp_path):
         1e-3 * 0.5 ** (depth + 1)
     )
     assert brain.lr_multipliers == pytest.approx([rate / 1e-3 for rate in rates])
+
+
+def _batch(wavs, lens, targets):
+    batch = SimpleNamespace(sig=(wavs, lens), target=SimpleNamespace(data=targets), id=["a", "b"])
+    batch.to = lambda device: batch
+    return batch
+
+
+def test_pool_real_audio_averages_the_patches_of_real_audio(tmp_path):
+    brain = _classifier_brain(tmp_path, FinetuneAugmentation(), pool_real_audio=True)
+    brain.on_fit_start()
+    model, frontend = brain.hparams.model, brain.hparams.frontend
+    wavs = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    lens = torch.tensor([1.0, 0.5])  # the second clip is half padding
+    logits, _ = brain.compute_forward(_batch(wavs, lens, torch.tensor([[0], [1]])), sb.Stage.VALID)
+    features = brain.featurize(wavs, lens, sb.Stage.VALID)
+    frames = frontend.real_frames(torch.tensor([8000, 4000]))
+    assert frames.tolist() == [48, 23]
+    with torch.no_grad():
+        assert torch.allclose(logits, model(features, frames))
+        assert not torch.allclose(logits, model(features))  # the padding is left out
+
+
+def test_pool_real_audio_reaches_the_inference_folder(tmp_path):
+    brain = _classifier_brain(tmp_path, FinetuneAugmentation(), pool_real_audio=True)
+    model, frontend = brain.hparams.model.eval(), brain.hparams.frontend
+    labels = CategoricalEncoder()
+    labels.update_from_iterable(["a", "b", "c"])
+    folder = export_inference_folder(
+        model, labels, frontend, tmp_path / "inference", pool_real_audio=True
+    )
+    classifier = SSASTAudioClassifier.from_hparams(
+        source=str(folder), savedir=str(tmp_path / "loaded")
+    )
+    wavs = torch.randn(2, 8000, generator=torch.Generator().manual_seed(1)) * 0.1
+    wavs[1, 4000:] = 0
+    lens = torch.tensor([1.0, 0.5])
+    log_probs = classifier.classify_batch(wavs, lens)[0]
+    with torch.no_grad():
+        features = frontend(wavs, lens)
+        expected = model(features, frontend.real_frames(torch.tensor([8000, 4000])))
+    torch.testing.assert_close(log_probs, expected.log_softmax(-1), atol=1e-5, rtol=1e-5)
+
+
+def test_pool_real_audio_needs_the_pooling_classifier(tmp_path):
+    brain = _classifier_brain(tmp_path, FinetuneAugmentation(), pool_real_audio=True)
+    encoder = brain.hparams.model.encoder
+    brain.hparams.model = LayerWeightedClassifier(encoder, 3, projector_dim=8)
+    with pytest.raises(ValueError, match="pool_real_audio needs"):
+        brain.on_fit_start()

@@ -104,6 +104,7 @@ def _classifier_brain(tmp_path, augmentation, **overrides):
         lr=1e-3,
         head_lr=1.0,
         layer_decay=1.0,
+        pool_real_audio=False,
         warmup=False,
         lr_milestones=[5],
         lr_decay=0.5,

@@ -15,7 +15,9 @@ random clip).
 Hyperparameters read from the YAML: ``model``, ``frontend`` (an
 :class:`~ssast_sb.frontend.SSASTFbank`), ``augmentation`` (a
 :class:`~ssast_sb.augment.FinetuneAugmentation`), ``num_classes``,
-``multi_label``, ``loss`` (``ce`` or ``bce``), ``lr``, ``head_lr``, ``layer_decay``, ``warmup``,
+``multi_label``, ``loss`` (``ce`` or ``bce``), ``lr``, ``head_lr``, ``layer_decay``,
+``pool_real_audio`` (mean pooling over the patches of real audio only, a
+departure; the original averages the padding's patches too), ``warmup``,
 ``warmup_steps``, ``warmup_interval``, ``lr_milestones``, ``lr_decay``,
 ``keep_checkpoints``, ``seed``, ``train_logger`` and ``epoch_counter``.
 
@@ -44,6 +46,7 @@ from ssast_sb.dataio import classification_datasets
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.inference import export_inference_folder
 from ssast_sb.metrics import ScoreStats
+from ssast_sb.models import SSASTClassifier
 from ssast_sb.reports import summarize_folds, write_class_report
 from ssast_sb.sampler import classification_loader_options
 from ssast_sb.schedules import layerwise_param_groups
@@ -119,6 +122,11 @@ class ClassifierBrain(GlobalNormClipping, sb.core.Brain):
 
     def on_fit_start(self):
         """Seeds the augmentation generator per run and rank before recovery."""
+        if self.hparams.pool_real_audio and not isinstance(self.hparams.model, SSASTClassifier):
+            raise ValueError(
+                "pool_real_audio needs ssast_sb.models.SSASTClassifier as the model; "
+                f"{type(self.hparams.model).__name__} pools every token"
+            )
         self.aug_rng = SeededGenerator(self.hparams.seed)
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("augmentation_rng", self.aug_rng)
@@ -209,6 +217,10 @@ class ClassifierBrain(GlobalNormClipping, sb.core.Brain):
         if stage == sb.Stage.TRAIN and self.hparams.augmentation.mixup > 0:
             wavs, targets = self._mixup(wavs, lens, targets)
         features = self.featurize(wavs, lens, stage)
+        if self.hparams.pool_real_audio:
+            samples = (lens * wavs.shape[1]).round().long()
+            num_frames = self.hparams.frontend.real_frames(samples).to(features.device)
+            return self.modules.model(features, num_frames), targets
         return self.modules.model(features), targets
 
     def compute_objectives(self, predictions, batch, stage):
@@ -444,7 +456,12 @@ def run_classification(hparams, run_opts, manifests):
             write_class_report(brain.scores.scores, brain.scores.targets, label_encoder, folder)
         model = hparams["model"]
         export_inference_folder(
-            model, label_encoder, hparams["frontend"], folder / "inference", hparams["multi_label"]
+            model,
+            label_encoder,
+            hparams["frontend"],
+            folder / "inference",
+            hparams["multi_label"],
+            hparams["pool_real_audio"],
         )
         with atomic_open(folder / "results.json") as stream:
             stream.write(json.dumps(results, indent=2))
