@@ -11,7 +11,7 @@ the arguments.
 
 Example::
 
-    python benchmarks/bench_finetune_step.py --size tiny --shape patch --tdim 1024 \
+    python benchmarks/bench_finetune_step.py --size tiny --shape patch --target-frames 1024 \
         --fstride 10 --tstride 10 --batch 2 --threads 2 --reps 7 --precision fp32
 """
 
@@ -46,7 +46,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument("--tdim", type=int, default=1024, help="input frames")
+    parser.add_argument(
+        "--target-frames",
+        "--tdim",
+        dest="target_frames",
+        type=int,
+        default=1024,
+        help="input frames",
+    )
     parser.add_argument("--fstride", type=int, default=None, help="default: 10 patch, 128 frame")
     parser.add_argument("--tstride", type=int, default=None, help="default: 10 patch, 1 frame")
     parser.add_argument("--batch", type=int, default=2)
@@ -69,7 +76,7 @@ def main(argv=None):
     torch.manual_seed(0)
     config = finetune_config(args)
     model = SSASTClassifier(SSASTEncoder(config), args.classes).to(args.device)
-    spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
+    spectrogram = torch.randn(args.batch, args.target_frames, 128, device=args.device)
     labels = (torch.rand(args.batch, args.classes, device=args.device) < 0.02).float()
     memory = MemoryWatch(args.device)
 

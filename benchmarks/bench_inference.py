@@ -14,7 +14,7 @@ last line a JSON object: ``median_s``, ``min_s``, ``clips_per_s`` and
 
 Example::
 
-    python benchmarks/bench_inference.py --size base --shape patch --tdim 1024 --batch 2 \
+    python benchmarks/bench_inference.py --size base --shape patch --target-frames 1024 --batch 2 \
         --threads 2 --reps 5
 """
 
@@ -50,7 +50,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="base", choices=["tiny", "small", "base"])
     parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument("--tdim", type=int, default=1024, help="input frames")
+    parser.add_argument(
+        "--target-frames",
+        "--tdim",
+        dest="target_frames",
+        type=int,
+        default=1024,
+        help="input frames",
+    )
     parser.add_argument("--fstride", type=int, default=None, help="default: 10 patch, 128 frame")
     parser.add_argument("--tstride", type=int, default=None, help="default: 10 patch, 1 frame")
     parser.add_argument("--batch", type=int, default=2)
@@ -72,7 +79,7 @@ def main(argv=None):
     torch.manual_seed(0)
     config = finetune_config(args)
     model = SSASTClassifier(SSASTEncoder(config), args.classes).to(args.device).eval()
-    spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
+    spectrogram = torch.randn(args.batch, args.target_frames, 128, device=args.device)
 
     @torch.inference_mode()
     def one_batch(precision):

@@ -6,7 +6,7 @@ model and samples the process's resident set size (RSS, from /proc) every
 the RSS after warm-up (the allocator settles in the first ~100 steps), at the
 end, its range, and the growth per 100 steps (least-squares slope after warm-up).
 
-    python benchmarks/bench_memory.py --steps 300 --size tiny --tdim 256 --batch 4
+    python benchmarks/bench_memory.py --steps 300 --size tiny --target-frames 256 --batch 4
 """
 
 import argparse
@@ -40,19 +40,19 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--shape", default="patch")
-    parser.add_argument("--tdim", type=int, default=256)
+    parser.add_argument("--target-frames", "--tdim", dest="target_frames", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.target_frames)
     model = build_model("faithful", config, default_num_masked(config))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     samples = {}
     for step in range(1, args.steps + 1):
-        spectrogram = torch.randn(args.batch, args.tdim, 128, generator=generator)
+        spectrogram = torch.randn(args.batch, args.target_frames, 128, generator=generator)
         loss = model(spectrogram, *model.draw_masks(args.batch, generator))["loss"]
         loss.backward()
         optimizer.step()

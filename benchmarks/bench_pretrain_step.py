@@ -24,9 +24,10 @@ mode; peak memory of each mode / the reference's) therefore come from one run.
 
 Examples::
 
-    python benchmarks/bench_pretrain_step.py --size tiny --shape patch --tdim 1024 \
+    python benchmarks/bench_pretrain_step.py --size tiny --shape patch --target-frames 1024 \
         --batch 2 --threads 2 --reps 7 --mode faithful --precision fp32
-    python benchmarks/bench_pretrain_step.py --compare --size tiny --tdim 1024 --batch 2 --reps 5
+    python benchmarks/bench_pretrain_step.py --compare --size tiny --target-frames 1024 \
+        --batch 2 --reps 5
     python benchmarks/bench_pretrain_step.py --compare --modes faithful,faithful+compile --size base
 
 A ``+compile`` suffix on a mode runs the model through ``torch.compile`` (what
@@ -58,7 +59,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument("--tdim", type=int, default=1024, help="input frames")
+    parser.add_argument(
+        "--target-frames",
+        "--tdim",
+        dest="target_frames",
+        type=int,
+        default=1024,
+        help="input frames",
+    )
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=7)
@@ -121,8 +129,8 @@ class Worker:
     def __init__(self, args, mode):
         self.mode = mode
         command = [sys.executable, os.path.abspath(__file__), "--worker", "--mode", mode]
-        for name in ("size", "shape", "tdim", "batch", "threads", "precision", "device"):
-            command += [f"--{name}", str(getattr(args, name))]
+        for name in ("size", "shape", "target_frames", "batch", "threads", "precision", "device"):
+            command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
         for name in ("num_masked", "decoder_dim"):
             if getattr(args, name) is not None:
                 command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -217,7 +225,7 @@ def run_compare(args):
         for worker in workers.values():
             if worker.process.poll() is None:
                 worker.process.kill()
-    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.target_frames)
     peak = measured_peak(args, config)
     results = {}
     for mode in modes:

@@ -159,14 +159,14 @@ class StepRunner:
         mode, _, suffix = mode.partition("+")
         self.device = args.device
         self.batch = args.batch
-        self.config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+        self.config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.target_frames)
         self.num_masked = args.num_masked or default_num_masked(self.config)
         self.model = build_model(
             mode, self.config, self.num_masked, args.decoder_dim, args.decoder_depth
         ).to(args.device)
         # torch.compile (inductor) is an option of SpeechBrain's Brain (--compile) too.
         self.forward = torch.compile(self.model) if suffix == "compile" else self.model
-        self.spectrogram = torch.randn(args.batch, args.tdim, 128, device=args.device)
+        self.spectrogram = torch.randn(args.batch, args.target_frames, 128, device=args.device)
         self.generator = torch.Generator(device=args.device).manual_seed(0)
         self.precision = args.precision
         self.flops = step_flops(
@@ -194,7 +194,11 @@ DEFAULT_STRIDES = {"patch": (10, 10), "frame": (128, 1)}
 def finetune_config(args):
     """The encoder config of the fine-tuning grid."""
     return EncoderConfig.from_names(
-        args.size, args.shape, input_tdim=args.tdim, fstride=args.fstride, tstride=args.tstride
+        args.size,
+        args.shape,
+        input_tdim=args.target_frames,
+        fstride=args.fstride,
+        tstride=args.tstride,
     )
 
 

@@ -315,8 +315,8 @@ def check_conformance(args):
 def step_settings(device):
     """Model and batch of the step benchmark: the paper's on a GPU, tiny on a CPU."""
     if is_cuda(device):
-        return dict(size="base", tdim=1024, batch=24, warmup=3, reps=10)
-    return dict(size="tiny", tdim=64, batch=2, warmup=1, reps=2)
+        return dict(size="base", target_frames=1024, batch=24, warmup=3, reps=10)
+    return dict(size="tiny", target_frames=64, batch=2, warmup=1, reps=2)
 
 
 def check_step(args):
@@ -334,7 +334,7 @@ def check_step(args):
             options = argparse.Namespace(
                 size=settings["size"],
                 shape="patch",
-                tdim=settings["tdim"],
+                target_frames=settings["target_frames"],
                 batch=settings["batch"],
                 device=args.device,
                 precision=precision,
@@ -511,7 +511,7 @@ def format_report(report):
     if step:
         peak = step["nominal_bf16_peak_tflops"] or step["measured_bf16_matmul_tflops"]
         lines += [
-            f"## Pretraining step: {step['size']} {step['shape']}, {step['tdim']} frames, "
+            f"## Pretraining step: {step['size']} {step['shape']}, {step['target_frames']} frames, "
             f"batch {step['batch']} (median of {step['reps']})",
             "",
             f"bf16 peak used for the fraction: {peak} TFLOP/s "

@@ -2,7 +2,7 @@
 
 One SSAST pretraining model (the faithful joint step), one batch of real clips
 (by default the ESC-10 clips of ``../shared/data``, 5 s each, padded or cut to
-``--tdim`` frames as the original loader does) and one fixed pair of masks.
+``--target-frames`` frames as the original loader does) and one fixed pair of masks.
 The step runs once in fp32 and once under ``torch.autocast`` for every
 ``--precision``; the losses are computed in fp32 in both (SpeechBrain's
 ``--precision bf16|fp16`` wraps the same autocast around ``compute_forward``).
@@ -52,7 +52,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument("--tdim", type=int, default=1024)
+    parser.add_argument("--target-frames", "--tdim", dest="target_frames", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--precision", nargs="+", default=["bf16"], choices=sorted(DTYPES))
     parser.add_argument("--threads", type=int, default=2)
@@ -121,9 +121,9 @@ def compare(reference, other):
 def measure(args):
     """Every figure of the run, keyed by precision (``fp32`` holds the reference)."""
     torch.manual_seed(0)
-    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.target_frames)
     model = build_model("faithful", config, default_num_masked(config)).to(args.device)
-    spectrogram = real_batch(args.audio, args.batch, args.tdim).to(args.device)
+    spectrogram = real_batch(args.audio, args.batch, args.target_frames).to(args.device)
     generator = torch.Generator(device=args.device).manual_seed(0)
     masks = model.draw_masks(args.batch, generator, args.device)
     figures, grads32, emb32 = run_step(model, spectrogram, masks, args.device)

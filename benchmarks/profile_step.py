@@ -8,7 +8,7 @@ The matrix products run at the machine's dense-matmul rate
 
 Example::
 
-    python benchmarks/profile_step.py --size base --tdim 1024 --batch 2 --threads 2
+    python benchmarks/profile_step.py --size base --target-frames 1024 --batch 2 --threads 2
 """
 
 import argparse
@@ -34,16 +34,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="base", choices=["tiny", "small", "base"])
     parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument("--tdim", type=int, default=1024)
+    parser.add_argument("--target-frames", "--tdim", dest="target_frames", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.target_frames)
     model = build_model("faithful", config, default_num_masked(config))
-    spectrogram = torch.randn(args.batch, args.tdim, 128)
+    spectrogram = torch.randn(args.batch, args.target_frames, 128)
     generator = torch.Generator().manual_seed(0)
 
     def step():

@@ -21,7 +21,7 @@ relative gain) and writes ``results.md``, ``results.json``, ``curve.csv`` and
 
 The small-scale defaults depart from the original pretraining on purpose
 (README, "Small-scale pretraining"): padding-aware masking and losses, random
-crops of ``--tdim`` frames, a cosine schedule over the budget.
+crops of ``--target-frames`` frames, a cosine schedule over the budget.
 
 Example (the README's table)::
 
@@ -96,7 +96,14 @@ def parse_args(argv=None):
     pre.add_argument("--minutes", type=float, default=30.0, help="pretraining budget (training)")
     pre.add_argument("--pretrained", type=Path, help="reuse a saved encoder; skip pretraining")
     pre.add_argument("--mode", default="faithful", choices=["faithful", "single_pass", "mae"])
-    pre.add_argument("--tdim", type=int, default=128, help="pretraining input frames")
+    pre.add_argument(
+        "--target-frames",
+        "--tdim",
+        dest="target_frames",
+        type=int,
+        default=128,
+        help="pretraining input frames",
+    )
     pre.add_argument("--mask-ratio", type=float, default=0.5, help="masked / all patches")
     pre.add_argument("--masking", default=None, help="random | cluster | unbiased_cluster")
     pre.add_argument(
@@ -196,7 +203,7 @@ def pool_paths(args):
 
 
 def build_pretrain_model(args):
-    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.tdim)
+    config = EncoderConfig.from_names(args.size, args.shape, input_tdim=args.target_frames)
     encoder = SSASTEncoder(config)
     num_masked = max(1, round(args.mask_ratio * config.num_patches))
     common = dict(
@@ -237,7 +244,7 @@ def pretrain(args, log):
         model,
         bank,
         args.minutes,
-        args.tdim,
+        args.target_frames,
         batch_size=args.batch,
         lr=args.lr,
         warmup_steps=args.warmup_steps,

@@ -34,14 +34,10 @@ from ssast_sb.data.generic import prepare_generic
 from ssast_sb.data.manifest import REQUIRED_COLUMNS, read_manifest
 from ssast_sb.encoder import SSASTEncoder, pool_tokens
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.frontend import SAMPLE_RATE
+from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, SAMPLE_RATE
 from ssast_sb.inference import SSASTAudioClassifier
 
 PROG = "python -m ssast_sb.embed"
-
-#: Kaldi fbank framing of the SSAST frontend, in samples at 16 kHz (25 ms every 10 ms).
-FRAME_LENGTH = 400
-FRAME_SHIFT = 160
 
 
 def load_classifier(model_dir, device="cpu", savedir=None):

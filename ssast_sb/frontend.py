@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 
 #: The sample rate every SSAST model was trained on.
 SAMPLE_RATE = 16000
+#: Kaldi framing at 16 kHz: 25 ms windows (samples) every 10 ms (samples).
+FRAME_LENGTH = 400
+FRAME_SHIFT = 160
 
 #: Dataset statistics ``(mean, std)`` of the log-mel fbank used by the original recipes.
 NORM_STATS = {
@@ -252,7 +255,7 @@ class SSASTFbank(torch.nn.Module):
 
     def raw_features_unpadded(self, waveform):
         """Unnormalised fbank of one 16 kHz clip at its own length ``(T, F)``."""
-        min_samples = 400  # one 25 ms window
+        min_samples = FRAME_LENGTH  # one 25 ms window
         if waveform.numel() < min_samples:
             logger.warning(
                 "Clip of %d samples is shorter than one 25 ms window; zero-padded",
@@ -283,8 +286,8 @@ class SSASTFbank(torch.nn.Module):
         >>> SSASTFbank(target_frames=100).real_frames(torch.tensor([16000, 8000, 100]))
         tensor([98, 48,  1])
         """
-        samples = torch.as_tensor(num_samples).long().clamp(min=400)
-        return (1 + (samples - 400) // 160).clamp(max=self.target_frames)
+        samples = torch.as_tensor(num_samples).long().clamp(min=FRAME_LENGTH)
+        return (1 + (samples - FRAME_LENGTH) // FRAME_SHIFT).clamp(max=self.target_frames)
 
     def normalize(self, features):
         """``(features - mean) / (2 * std)`` as the original loader."""
