@@ -43,4 +43,8 @@ if __name__ == "__main__":
         different = not torch.equal(gathered[0], gathered[1])
         with open(sys.argv[1], "w", encoding="utf-8") as stream:
             json.dump({"world_size": dist.get_world_size(), "different": different}, stream)
+    # Release the DDP-wrapped modules before the group, on every rank at once: tearing the
+    # group down under a live DDP reducer can abort the process at exit.
+    del brain
+    dist.barrier()
     dist.destroy_process_group()
