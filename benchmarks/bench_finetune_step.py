@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # run as a script: the repository root makes `ben
 from benchmarks.common import (  # noqa: E402
     DEFAULT_STRIDES,
     MemoryWatch,
+    add_model_arguments,
     autocast_context,
     classifier_forward_flops,
     finetune_config,
@@ -44,16 +45,7 @@ from benchmarks.common import (  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
-    parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument(
-        "--target-frames",
-        "--tdim",
-        dest="target_frames",
-        type=int,
-        default=1024,
-        help="input frames",
-    )
+    add_model_arguments(parser, size="tiny")
     parser.add_argument("--fstride", type=int, default=None, help="default: 10 patch, 128 frame")
     parser.add_argument("--tstride", type=int, default=None, help="default: 10 patch, 1 frame")
     parser.add_argument("--batch", type=int, default=2)

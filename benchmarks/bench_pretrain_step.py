@@ -49,7 +49,7 @@ from ssast_sb.encoder import EncoderConfig
 if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import MODES, StepRunner, matmul_peak_gflops, valid_mode  # noqa: E402
+from benchmarks.common import MODES, StepRunner, add_model_arguments, matmul_peak_gflops, valid_mode  # noqa: E402
 
 #: Prefix of the lines a worker process sends back to the parent.
 REPLY = "@@ "
@@ -57,16 +57,7 @@ REPLY = "@@ "
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
-    parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
-    parser.add_argument(
-        "--target-frames",
-        "--tdim",
-        dest="target_frames",
-        type=int,
-        default=1024,
-        help="input frames",
-    )
+    add_model_arguments(parser, size="tiny")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=7)

@@ -18,6 +18,20 @@ from ssast_sb.models import SSASTPretrainModel
 MODES = ("faithful", "single_pass", "mae")
 
 
+def add_model_arguments(parser, size="tiny"):
+    """The model options every benchmark takes: ``--size``, ``--shape`` and ``--target-frames``."""
+    parser.add_argument("--size", default=size, choices=["tiny", "small", "base"])
+    parser.add_argument("--shape", default="patch", choices=["patch", "frame"])
+    parser.add_argument(
+        "--target-frames",
+        "--tdim",
+        dest="target_frames",
+        type=int,
+        default=1024,
+        help="input frames (--tdim is the former name)",
+    )
+
+
 def valid_mode(mode):
     """Whether ``mode`` is one of :data:`MODES`, optionally with a ``+compile`` suffix."""
     base, _, suffix = mode.partition("+")
