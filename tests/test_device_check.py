@@ -25,11 +25,11 @@ def test_device_check_runs_every_recipe_and_section_on_cpu(reference_dir, tmp_pa
     report = json.loads((output / "report.json").read_text())
     assert report["passed"] is True
 
-    # Every recipe YAML ran in bf16, and the second-precision run (fp32 on a CPU).
+    # Every recipe YAML ran (fp32 in the reduced version), and the second-precision run (bf16).
     runs = report["recipes"]["runs"]
     yamls = sorted(path.name for path in (ROOT / "hparams").glob("*.yaml"))
-    assert sorted(run["yaml"] for run in runs if run["precision"] == "bf16") == yamls
-    assert [run["precision"] for run in runs if run["precision"] != "bf16"] == ["fp32"]
+    assert sorted(run["yaml"] for run in runs if run["precision"] == "fp32") == yamls
+    assert [run["precision"] for run in runs if run["precision"] != "fp32"] == ["bf16"]
     assert all(run["passed"] for run in runs), [run for run in runs if not run["passed"]]
 
     dumps = report["conformance"]["dumps"]
