@@ -519,8 +519,12 @@ def format_report(report):
             f"## Pretraining step: {step['size']} {step['shape']}, {step['target_frames']} frames, "
             f"batch {step['batch']} (median of {step['reps']})",
             "",
-            f"bf16 peak used for the fraction: {peak} TFLOP/s "
-            f"({'nominal' if step['nominal_bf16_peak_tflops'] else 'measured matmul rate'}).",
+            (
+                f"bf16 peak used for the fraction: {peak} TFLOP/s "
+                f"({'nominal' if step['nominal_bf16_peak_tflops'] else 'measured matmul rate'})."
+                if peak
+                else "No bf16 peak on a CPU: the fraction column is empty, memory is not measured."
+            ),
             "",
             "| mode | precision | step s | clips/s | peak memory MB | TFLOP/s | of bf16 peak |",
             "|---|---|---|---|---|---|---|",
