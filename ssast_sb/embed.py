@@ -15,6 +15,9 @@ mean of its window embeddings.
 
 The output holds ``{"ids": [...], "embeddings": (N, D)}`` in input order: a
 ``.pt`` file, or a ``.npy`` array plus the IDs in ``<name>.ids.txt`` next to it.
+A missing, empty or undecodable file stops the run with an ``AudioError``
+naming it; with ``--on-bad-audio skip`` such files are left out, listed in a
+warning and counted in the last line.
 
 Authors
  * ssast-sb contributors
@@ -22,6 +25,7 @@ Authors
 
 import argparse
 import csv
+import logging
 import tempfile
 from pathlib import Path
 
@@ -29,13 +33,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssast_sb.data.audio import audio_info, load_audio
+from ssast_sb.data.audio import AudioError, audio_info, load_audio
 from ssast_sb.data.generic import prepare_generic
-from ssast_sb.data.manifest import REQUIRED_COLUMNS, read_manifest
+from ssast_sb.data.manifest import (
+    BAD_AUDIO_POLICIES,
+    REQUIRED_COLUMNS,
+    read_manifest,
+    validate_audio_rows,
+)
 from ssast_sb.encoder import SSASTEncoder, pool_tokens
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, SAMPLE_RATE
-from ssast_sb.inference import SSASTAudioClassifier
+from ssast_sb.frontend import SAMPLE_RATE
+from ssast_sb.inference import SSASTAudioClassifier, window_bounds
+
+logger = logging.getLogger(__name__)
 
 PROG = "python -m ssast_sb.embed"
 
@@ -61,12 +72,10 @@ def load_classifier(model_dir, device="cpu", savedir=None):
     )
 
 
-def list_audio(source, data_root=None):
+def list_audio(source, data_root=None, on_bad_audio="error"):
     """The ``ID``, ``duration`` and ``wav`` rows of a folder, CSV or JSON of audio files.
 
-    A SpeechBrain manifest (``ID,duration,wav`` columns) is read as it is;
-    anything else goes through :func:`ssast_sb.data.generic.prepare_generic`
-    (folder scan, or a CSV/JSON whose paths lie under ``data_root``).
+    See :func:`check_audio_list`, which also counts the files left out.
 
     Arguments
     ---------
@@ -74,6 +83,8 @@ def list_audio(source, data_root=None):
         A folder, a ``.csv`` or a ``.json`` file.
     data_root : str, optional
         Root of relative paths in a CSV/JSON list (default: its folder).
+    on_bad_audio : {"error", "skip"}
+        What to do with a missing, empty or unreadable file.
 
     Returns
     -------
@@ -88,48 +99,66 @@ def list_audio(source, data_root=None):
     >>> [(row["ID"], row["duration"]) for row in list_audio(folder)]
     [('a', 0.1), ('b', 0.5)]
     """
-    source = Path(source)
-    if source.is_file() and source.suffix.lower() == ".csv":
-        with open(source, newline="", encoding="utf-8") as stream:
-            header = next(csv.reader(stream), [])
-        if all(column in header for column in REQUIRED_COLUMNS):
-            return read_manifest(source)
-    with tempfile.TemporaryDirectory() as folder:
-        prepare_generic(source, folder, "embed", data_root=data_root, force=True)
-        return read_manifest(Path(folder) / "embed.csv")
+    return check_audio_list(source, data_root, on_bad_audio)[0]
 
 
-def window_bounds(num_samples, window_frames):
-    """Sample ranges of the windows of ``window_frames`` frames that cover a clip.
+def check_audio_list(source, data_root=None, on_bad_audio="error"):
+    """The usable audio of a folder, CSV or JSON of audio files, and what was left out.
 
-    Windows start every ``window_frames * 10 ms``, so that their fbank frames are
-    exactly the clip's frames, without overlap or gap; the last one is shorter
-    (the frontend pads its features).
+    A SpeechBrain manifest (``ID,duration,wav`` columns; a UTF-8 byte-order mark
+    is allowed) keeps its IDs and paths; anything else goes through
+    :func:`ssast_sb.data.generic.prepare_generic` (folder scan, or a CSV/JSON
+    whose paths lie under ``data_root``). Either way every file's header is
+    checked and its duration measured by
+    :func:`ssast_sb.data.manifest.validate_audio_rows`.
 
     Arguments
     ---------
-    num_samples : int
-        Length of the clip at 16 kHz.
-    window_frames : int
-        Frames per window (at most the model's ``target_frames``).
+    source : str or pathlib.Path
+        A folder, a ``.csv`` or a ``.json`` file.
+    data_root : str, optional
+        Root of relative paths in a CSV/JSON list (default: its folder).
+    on_bad_audio : {"error", "skip"}
+        ``error`` raises an ``AudioError`` naming the first missing, empty or
+        unreadable file; ``skip`` leaves such files out with a warning naming each.
 
     Returns
     -------
-    list of tuple
-        ``(start, end)`` sample indices; one window when the clip fits.
+    rows : list of dict
+        ``ID``, ``duration`` (float, seconds) and ``wav`` of the usable files.
+    num_left_out : int
+        Files left out under ``skip``.
 
     Example
     -------
-    >>> window_bounds(16000, 64)  # 98 frames -> 64 + 34
-    [(0, 10480), (10240, 16000)]
-    >>> window_bounds(8000, 64)
-    [(0, 8000)]
+    >>> import numpy as np, soundfile as sf
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.zeros(1600, "float32"), 16000)
+    >>> _ = (folder / "b.wav").write_bytes(b"")
+    >>> rows, num_left_out = check_audio_list(folder, on_bad_audio="skip")
+    >>> [row["ID"] for row in rows], num_left_out
+    (['a'], 1)
     """
-    num_frames = max(1, 1 + (num_samples - FRAME_LENGTH) // FRAME_SHIFT)
-    count = -(-num_frames // window_frames)
-    span = FRAME_LENGTH + (window_frames - 1) * FRAME_SHIFT
-    hop = window_frames * FRAME_SHIFT
-    return [(i * hop, min(i * hop + span, num_samples)) for i in range(count)]
+    source = Path(source)
+    if _is_speechbrain_manifest(source):
+        with open(source, newline="", encoding="utf-8-sig") as stream:
+            rows, summary = validate_audio_rows(csv.DictReader(stream), on_bad_audio)
+        return rows, summary["total"] - summary["kept"]
+    with tempfile.TemporaryDirectory() as folder:
+        summary = prepare_generic(
+            source, folder, "embed", on_bad_audio=on_bad_audio, data_root=data_root, force=True
+        )
+        rows = read_manifest(Path(folder) / "embed.csv")
+    return rows, summary["total"] - summary["kept"]
+
+
+def _is_speechbrain_manifest(source):
+    """Whether ``source`` is a CSV whose header holds SpeechBrain's ``ID,duration,wav``."""
+    if not (source.is_file() and source.suffix.lower() == ".csv"):
+        return False
+    with open(source, newline="", encoding="utf-8-sig") as stream:
+        header = next(csv.reader(stream), [])
+    return all(column in header for column in REQUIRED_COLUMNS)
 
 
 def duration_batches(durations, window_s, batch_seconds):
@@ -205,6 +234,93 @@ def embed_windows(classifier, wavs, wav_lens, layer=None, pooling="mean"):
     return pool_tokens(chosen, pooling, SSASTEncoder.num_class_tokens).cpu()
 
 
+def embed_clips(classifier, wavs, window_frames, layer=None, pooling="mean"):
+    """Clip embeddings as the mean of their windows' embeddings, all windows in one batch.
+
+    Arguments
+    ---------
+    classifier : SSASTAudioClassifier
+        The loaded model.
+    wavs : list of torch.Tensor
+        ``(N_i,)`` 16 kHz clips.
+    window_frames : int
+        Frames per window (:func:`ssast_sb.inference.window_bounds`).
+    layer : int or str, optional
+        See :func:`embed_windows`.
+    pooling : str
+        See :func:`embed_windows`.
+
+    Returns
+    -------
+    embeddings : torch.Tensor
+        ``(len(wavs), D)`` on the CPU.
+    num_windows : torch.Tensor
+        ``(len(wavs),)`` windows averaged per clip.
+    """
+    chunks, owners = [], []
+    for slot, wav in enumerate(wavs):
+        bounds = window_bounds(wav.numel(), window_frames)
+        chunks.extend(wav[start:end] for start, end in bounds)
+        owners.extend([slot] * len(bounds))
+    batch = torch.nn.utils.rnn.pad_sequence(chunks, batch_first=True)
+    wav_lens = torch.tensor([chunk.numel() / batch.shape[1] for chunk in chunks])
+    window_embeddings = embed_windows(classifier, batch, wav_lens, layer, pooling)
+    owners = torch.tensor(owners)
+    sums = window_embeddings.new_zeros(len(wavs), window_embeddings.shape[1])
+    sums.index_add_(0, owners, window_embeddings)
+    num_windows = torch.bincount(owners, minlength=len(wavs))
+    return sums / num_windows.unsqueeze(1), num_windows
+
+
+def _window_frames(classifier, window_s):
+    """Frames per window: the model's input, or ``window_s`` when given (at most that)."""
+    model_frames = classifier.mods.compute_features.target_frames
+    window_frames = model_frames if window_s is None else round(window_s * 100)
+    if not 0 < window_frames <= model_frames:
+        raise ValueError(
+            f"window_s={window_s} must be positive and at most the model's input "
+            f"({model_frames / 100} s = {model_frames} frames)"
+        )
+    return window_frames
+
+
+def _try_audio(read, path, on_bad_audio):
+    """``(read(path), None)``, or under ``skip`` ``(None, message)`` of the ``AudioError``."""
+    try:
+        return read(path), None
+    except AudioError as err:
+        if on_bad_audio == "error":
+            raise
+        return None, str(err)
+
+
+def _load_16k(path):
+    """The file as a mono 16 kHz waveform."""
+    return load_audio(path, SAMPLE_RATE)
+
+
+def _measure_durations(paths, on_bad_audio):
+    """Durations from the headers, and ``{position: problem}`` of the files left out."""
+    durations, left_out = [], {}
+    for position, path in enumerate(paths):
+        info, problem = _try_audio(audio_info, path, on_bad_audio)
+        durations.append(0.0 if info is None else info.duration_s)
+        if problem is not None:
+            left_out[position] = problem
+    return durations, left_out
+
+
+def _warn_left_out(problems, total):
+    """One warning listing the files left out, each with its problem."""
+    if problems:
+        logger.warning(
+            "Left out %d of %d files with unusable audio (on_bad_audio=skip): %s",
+            len(problems),
+            total,
+            "; ".join(problems),
+        )
+
+
 @torch.no_grad()
 def embed_files(
     classifier,
@@ -216,6 +332,7 @@ def embed_files(
     batch_seconds=60.0,
     window_s=None,
     progress=True,
+    on_bad_audio="error",
 ):
     """Embeds audio files, windowing those longer than the model's input.
 
@@ -239,47 +356,56 @@ def embed_files(
         Window length (default and maximum: the model's input length).
     progress : bool
         Show a tqdm progress bar.
+    on_bad_audio : {"error", "skip"}
+        ``error`` raises the ``AudioError`` (naming the file) of a missing, empty
+        or undecodable file; ``skip`` leaves such files out, listed in one warning.
 
     Returns
     -------
     dict
         ``ids`` (list), ``embeddings`` (``(N, D)`` tensor, input order) and
-        ``num_windows`` (``(N,)`` windows averaged per clip).
+        ``num_windows`` (``(N,)`` windows averaged per clip) of the embedded
+        files, and ``left_out``: ``(id, problem)`` of the files left out.
     """
+    if on_bad_audio not in BAD_AUDIO_POLICIES:
+        raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_POLICIES}, got {on_bad_audio!r}")
     paths = [str(path) for path in paths]
     ids = list(paths if ids is None else ids)
+    window_frames = _window_frames(classifier, window_s)
+    left_out = {}
     if durations is None:
-        durations = [audio_info(path).duration_s for path in paths]
-    model_frames = classifier.mods.compute_features.target_frames
-    window_frames = model_frames if window_s is None else round(window_s * 100)
-    if not 0 < window_frames <= model_frames:
-        raise ValueError(
-            f"window_s={window_s} must be positive and at most the model's input "
-            f"({model_frames / 100} s = {model_frames} frames)"
-        )
+        durations, left_out = _measure_durations(paths, on_bad_audio)
     embeddings = [None] * len(paths)
     num_windows = torch.zeros(len(paths), dtype=torch.long)
     batches = duration_batches(durations, window_frames / 100, batch_seconds)
     with tqdm(total=len(paths), desc="Embedding", unit="clip", disable=not progress) as bar:
         for batch in batches:
-            chunks, owners = [], []
-            for slot, position in enumerate(batch):
-                wav = load_audio(paths[position], SAMPLE_RATE)
-                bounds = window_bounds(wav.numel(), window_frames)
-                chunks.extend(wav[start:end] for start, end in bounds)
-                owners.extend([slot] * len(bounds))
-                num_windows[position] = len(bounds)
-            wavs = torch.nn.utils.rnn.pad_sequence(chunks, batch_first=True)
-            wav_lens = torch.tensor([chunk.numel() / wavs.shape[1] for chunk in chunks])
-            window_embeddings = embed_windows(classifier, wavs, wav_lens, layer, pooling)
-            owners = torch.tensor(owners)
-            sums = window_embeddings.new_zeros(len(batch), window_embeddings.shape[1])
-            sums.index_add_(0, owners, window_embeddings)
-            means = sums / torch.bincount(owners, minlength=len(batch)).unsqueeze(1)
-            for slot, position in enumerate(batch):
-                embeddings[position] = means[slot]
+            wavs = {}
+            for position in (position for position in batch if position not in left_out):
+                wav, problem = _try_audio(_load_16k, paths[position], on_bad_audio)
+                if problem is None:
+                    wavs[position] = wav
+                else:
+                    left_out[position] = problem
+            if wavs:
+                means, counts = embed_clips(
+                    classifier, list(wavs.values()), window_frames, layer, pooling
+                )
+                for slot, position in enumerate(wavs):
+                    embeddings[position], num_windows[position] = means[slot], counts[slot]
             bar.update(len(batch))
-    return {"ids": ids, "embeddings": torch.stack(embeddings), "num_windows": num_windows}
+    _warn_left_out([left_out[position] for position in sorted(left_out)], len(paths))
+    kept = [position for position in range(len(paths)) if position not in left_out]
+    if not kept:
+        raise ValueError(
+            f"No usable audio to embed: all {len(paths)} files left out" if paths else "No files"
+        )
+    return {
+        "ids": [ids[position] for position in kept],
+        "embeddings": torch.stack([embeddings[position] for position in kept]),
+        "num_windows": num_windows[kept],
+        "left_out": [(ids[position], left_out[position]) for position in sorted(left_out)],
+    }
 
 
 def ids_sidecar(path):
@@ -374,8 +500,51 @@ def build_parser():
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--window-s", type=float, default=None, help="default: model length")
     parser.add_argument("--data-root", default=None, help="root of relative paths in a list")
+    parser.add_argument(
+        "--on-bad-audio",
+        choices=BAD_AUDIO_POLICIES,
+        default="error",
+        help="a missing, empty or undecodable file: stop with an error naming it, or skip it "
+        "(listed in a warning, counted in the last line)",
+    )
     parser.add_argument("--device", default="cpu")
     return parser
+
+
+def summary_line(result, output, num_left_out=0, count_left_out=False):
+    """The last line of ``python -m ssast_sb.embed``.
+
+    Arguments
+    ---------
+    result : dict
+        What :func:`embed_files` returned.
+    output : str
+        The output file.
+    num_left_out : int
+        Files left out before embedding (by :func:`check_audio_list`).
+    count_left_out : bool
+        Add the count of files left out (``--on-bad-audio skip``).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> result = {"ids": ["a", "b"], "embeddings": torch.zeros(2, 8),
+    ...           "num_windows": torch.tensor([1, 3]), "left_out": [("c", "empty")]}
+    >>> summary_line(result, "emb.pt", num_left_out=1, count_left_out=True)
+    '2 embeddings of size 8 (1 clips windowed, 2 files with unusable audio left out) -> emb.pt'
+    """
+    windowed = int((result["num_windows"] > 1).sum())
+    details = f"{windowed} clips windowed"
+    if count_left_out:
+        left_out = num_left_out + len(result["left_out"])
+        details += f", {left_out} files with unusable audio left out"
+    return (
+        f"{len(result['ids'])} embeddings of size {result['embeddings'].shape[1]} "
+        f"({details}) -> {output}"
+    )
 
 
 def main(argv=None):
@@ -384,7 +553,9 @@ def main(argv=None):
     if Path(args.output).suffix not in (".pt", ".npy"):
         raise SystemExit(f"--output must end in .pt or .npy, got {args.output}")
     classifier = load_classifier(args.model, args.device)
-    rows = list_audio(args.input, args.data_root)
+    rows, num_left_out = check_audio_list(args.input, args.data_root, args.on_bad_audio)
+    if not rows:
+        raise ValueError(f"No usable audio in {args.input}: {num_left_out} files left out")
     result = embed_files(
         classifier,
         [row["wav"] for row in rows],
@@ -394,13 +565,10 @@ def main(argv=None):
         pooling=args.pooling,
         batch_seconds=args.batch_seconds,
         window_s=args.window_s,
+        on_bad_audio=args.on_bad_audio,
     )
     save_embeddings(result["ids"], result["embeddings"], args.output)
-    windowed = int((result["num_windows"] > 1).sum())
-    print(
-        f"{len(result['ids'])} embeddings of size {result['embeddings'].shape[1]} "
-        f"({windowed} clips windowed) -> {args.output}"
-    )
+    print(summary_line(result, args.output, num_left_out, args.on_bad_audio == "skip"))
     return result
 
 

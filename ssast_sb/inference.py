@@ -13,22 +13,124 @@ Every fine-tuning recipe writes an *inference folder* (``hyperparams.yaml``,
   for batches of clips of different lengths the padding enters the features;
   ``SSASTAudioClassifier`` passes the lengths.
 
+The model sees ``target_frames`` frames (10 ms each) of its frontend at a time.
+``classify_batch``, ``encode_batch`` and ``extract_features`` give one output
+per row, computed from the row's first ``target_frames`` frames (the frontend
+cuts the rest; a warning says so once per classifier). ``classify_file`` and
+``classify_waveform`` classify a clip of any length by windows of the model's
+length (:func:`window_bounds`) and combine the windows' probabilities.
+
 Authors
  * ssast-sb contributors
 """
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
 
+from ssast_sb.data.audio import load_audio
 from ssast_sb.fileio import atomic_open, save_atomic
+from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, SAMPLE_RATE
 from ssast_sb.lobes import describe_head
+
+logger = logging.getLogger(__name__)
+
+#: ``classify_file`` warns (once per classifier) about a clip whose padding exceeds
+#: this fraction of the model's input.
+PADDING_WARNING_FRACTION = 0.5
+
+
+def clip_frames(num_samples):
+    """Frames of a 16 kHz clip in Kaldi framing: 25 ms windows every 10 ms.
+
+    A clip shorter than one window gives one frame (the frontend pads it).
+
+    Arguments
+    ---------
+    num_samples : int
+        Length of the clip in samples.
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> clip_frames(16000), clip_frames(100)
+    (98, 1)
+    """
+    return max(1, 1 + (num_samples - FRAME_LENGTH) // FRAME_SHIFT)
+
+
+def window_bounds(num_samples, window_frames):
+    """Sample ranges of the windows of ``window_frames`` frames that cover a clip.
+
+    Windows start every ``window_frames * 10 ms``, so that their fbank frames are
+    exactly the clip's frames, without overlap or gap; the last one is shorter
+    (the frontend pads its features).
+
+    Arguments
+    ---------
+    num_samples : int
+        Length of the clip at 16 kHz.
+    window_frames : int
+        Frames per window (at most the model's ``target_frames``).
+
+    Returns
+    -------
+    list of tuple
+        ``(start, end)`` sample indices; one window when the clip fits.
+
+    Example
+    -------
+    >>> window_bounds(16000, 64)  # 98 frames -> 64 + 34
+    [(0, 10480), (10240, 16000)]
+    >>> window_bounds(8000, 64)
+    [(0, 8000)]
+    """
+    count = -(-clip_frames(num_samples) // window_frames)
+    span = FRAME_LENGTH + (window_frames - 1) * FRAME_SHIFT
+    hop = window_frames * FRAME_SHIFT
+    return [(i * hop, min(i * hop + span, num_samples)) for i in range(count)]
+
+
+def combine_windows(log_probs, weights):
+    """Log of the weighted mean of the probabilities of a clip's windows.
+
+    Arguments
+    ---------
+    log_probs : torch.Tensor
+        ``(W, C)`` log-probabilities of the ``W`` windows (log-softmax, or
+        per-class log-sigmoid).
+    weights : torch.Tensor
+        ``(W,)`` non-negative weights, not all zero (frames of audio per window).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C,)`` log-probabilities.
+
+    Example
+    -------
+    >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5]]).log()
+    >>> combine_windows(log_probs, torch.tensor([3.0, 1.0])).exp()
+    tensor([0.8000, 0.2000])
+    """
+    log_weights = (weights / weights.sum()).log().to(log_probs)
+    return torch.logsumexp(log_probs + log_weights.unsqueeze(1), dim=0)
 
 
 class SSASTAudioClassifier(Pretrained):
     """Loads an inference folder and classifies or embeds audio.
+
+    ``classify_batch``, ``encode_batch`` and ``extract_features`` compute one
+    output per row from the row's first ``target_frames`` frames, as SpeechBrain's
+    ``EncoderClassifier`` does; a row longer than that is cut by the frontend,
+    with a warning once per classifier. ``classify_file`` and
+    ``classify_waveform`` classify a clip of any length by windows.
 
     Example
     -------
@@ -49,22 +151,109 @@ class SSASTAudioClassifier(Pretrained):
     (torch.Size([3, 2]), True)
     >>> text_lab[0] in ("dog", "rain")
     True
+    >>> out_prob, _, _, _ = classifier.classify_waveform(torch.randn(16000))  # 98 frames: 4 windows
+    >>> out_prob.shape, bool(torch.allclose(out_prob.exp().sum(-1), torch.ones(1)))
+    (torch.Size([1, 2]), True)
     """
 
     HPARAMS_NEEDED = ["label_encoder", "multi_label"]
     MODULES_NEEDED = ["compute_features", "embedding_model", "classifier"]
 
-    def encode_batch(self, wavs, wav_lens=None):
-        """Utterance embeddings ``(B, 1, D)`` of waveforms ``(B, N)`` at 16 kHz."""
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: Keys of the warnings already given (each is given once per classifier).
+        self.said = set()
+
+    @property
+    def input_frames(self):
+        """Frames of the model's input: the frontend's ``target_frames``."""
+        return self.mods.compute_features.target_frames
+
+    def _say_once(self, key, message, *args):
+        """Logs a warning the first time ``key`` comes up for this classifier."""
+        if key not in self.said:
+            self.said.add(key)
+            logger.warning(message, *args)
+
+    def _warn_if_cut(self, wavs, wav_lens, caller):
+        """Warns (once) when a row has more frames than the model's input: the frontend cuts it."""
+        samples = _row_samples(wavs, wav_lens).tolist()
+        long_rows = [
+            row for row, count in enumerate(samples) if clip_frames(count) > self.input_frames
+        ]
+        if long_rows:
+            input_s = self.input_frames * FRAME_SHIFT / SAMPLE_RATE
+            self._say_once(
+                "cut",
+                "%s: row %d is %.2f s, the model's input is %.2f s: only its first %.2f s "
+                "are used (classify_file and classify_waveform classify by windows over the "
+                "whole clip; said once per classifier)",
+                caller,
+                long_rows[0],
+                samples[long_rows[0]] / SAMPLE_RATE,
+                input_s,
+                input_s,
+            )
+
+    def _note_clip_length(self, num_samples, num_windows, source):
+        """Warns (once each) when a clip is windowed, or padded by more than the stated fraction."""
+        seconds, input_s = num_samples / SAMPLE_RATE, self.input_frames * FRAME_SHIFT / SAMPLE_RATE
+        if num_windows > 1:
+            self._say_once(
+                "windows",
+                "Clip %s is %.1f s, the model's input is %.2f s: classified as the mean of %d "
+                "windows' probabilities, weighted by their frames of audio (said once per "
+                "classifier)",
+                source,
+                seconds,
+                input_s,
+                num_windows,
+            )
+        padding = 1 - clip_frames(num_samples) / self.input_frames
+        if padding > PADDING_WARNING_FRACTION and not self.mods.compute_features.variable_length:
+            self._say_once(
+                "padding",
+                "Clip %s is %.2f s, the model's input is %.2f s: %.0f%% of the model's input is "
+                "padding (said once per classifier, for clips padded by more than %.0f%%)",
+                source,
+                seconds,
+                input_s,
+                100 * padding,
+                100 * PADDING_WARNING_FRACTION,
+            )
+
+    def _embed(self, wavs, wav_lens):
+        """``embedding_model`` output ``(B, 1, D)`` of rows that the frontend pads or cuts."""
         wavs = wavs.to(self.device).float()
-        wav_lens = torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
         features = self.mods.compute_features(wavs, wav_lens).to(self.device)
-        samples = (wav_lens.float().cpu() * wavs.shape[1]).round().long()
-        num_frames = self.mods.compute_features.real_frames(samples).to(self.device)
-        return self.mods.embedding_model(features, wav_lens, num_frames=num_frames)
+        num_frames = self.mods.compute_features.real_frames(_row_samples(wavs, wav_lens))
+        return self.mods.embedding_model(features, wav_lens, num_frames=num_frames.to(self.device))
+
+    def encode_batch(self, wavs, wav_lens=None):
+        """Utterance embeddings ``(B, 1, D)`` of waveforms ``(B, N)`` at 16 kHz, one per row.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(B, N)`` waveforms at 16 kHz, zero-padded.
+        wav_lens : torch.Tensor, optional
+            ``(B,)`` relative lengths.
+
+        Returns
+        -------
+        torch.Tensor
+            Each row's embedding from its first ``target_frames`` frames.
+        """
+        wav_lens = _relative_lengths(wavs, wav_lens)
+        self._warn_if_cut(wavs, wav_lens, "encode_batch")
+        return self._embed(wavs, wav_lens)
 
     def classify_batch(self, wavs, wav_lens=None):
         """Classifies a batch as SpeechBrain's ``EncoderClassifier.classify_batch`` does.
+
+        Each row is one model input: the frontend pads it, or cuts it to its first
+        ``target_frames`` frames (with a warning once per classifier). Use
+        :meth:`classify_waveform` or :meth:`classify_file` for longer clips.
 
         Arguments
         ---------
@@ -85,30 +274,105 @@ class SSASTAudioClassifier(Pretrained):
         text_lab : list of str
             Best label per clip.
         """
-        out_prob = self.mods.classifier(self.encode_batch(wavs, wav_lens)).squeeze(1)
+        wav_lens = _relative_lengths(wavs, wav_lens)
+        self._warn_if_cut(wavs, wav_lens, "classify_batch")
+        out_prob = self.mods.classifier(self._embed(wavs, wav_lens)).squeeze(1)
+        return self._decide(out_prob)
+
+    def _decide(self, out_prob):
+        """``(out_prob, score, index, text_lab)`` from ``(B, C)`` log-probabilities."""
         score, index = out_prob.max(dim=-1)
         return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
 
-    def classify_file(self, path, **kwargs):
-        """Classifies one audio file (any sample rate; resampled to 16 kHz).
+    def _classify_windows(self, waveform, bounds):
+        """``(W, C)`` log-probabilities of the windows ``bounds`` of one clip, as one batch."""
+        windows = [waveform[start:end] for start, end in bounds]
+        wavs = torch.nn.utils.rnn.pad_sequence(windows, batch_first=True)
+        wav_lens = torch.tensor([window.numel() / wavs.shape[1] for window in windows])
+        return self.mods.classifier(self._embed(wavs, wav_lens)).squeeze(1)
+
+    def classify_waveform(self, waveform, source="waveform", windows_per_batch=16):
+        """Classifies one 16 kHz clip of any length by windows of the model's input.
+
+        The clip is cut into windows of ``target_frames`` frames whose frames are
+        the clip's own (:func:`window_bounds`); the frontend pads the last one as it
+        pads a short clip. The clip's probabilities are the mean of its windows'
+        probabilities (softmax, or per-class sigmoid for a multi-label model), each
+        window weighted by its frames of audio, so that a mostly padded last window
+        counts little (:func:`combine_windows`); they are returned as
+        log-probabilities, as by :meth:`classify_batch`. A clip that fits the
+        model's input is one window, classified as :meth:`classify_batch` does. A
+        warning, once per classifier, says when a clip is windowed, and when one is
+        padded by more than :data:`PADDING_WARNING_FRACTION` of the model's input.
 
         Arguments
         ---------
-        path : str
-            The file.
-        **kwargs
-            Passed to ``Pretrained.load_audio``.
+        waveform : torch.Tensor
+            ``(N,)`` samples at 16 kHz.
+        source : str
+            What the clip is (a file name), for the warnings.
+        windows_per_batch : int
+            Windows per forward pass.
 
         Returns
         -------
         tuple
             As :meth:`classify_batch`, for a batch of one.
         """
-        waveform = self.load_audio(path, **kwargs)
-        return self.classify_batch(waveform.unsqueeze(0), torch.tensor([1.0]))
+        if waveform.dim() != 1:
+            raise ValueError(
+                f"classify_waveform expects one clip (N,), got shape {tuple(waveform.shape)}"
+            )
+        bounds = window_bounds(waveform.numel(), self.input_frames)
+        self._note_clip_length(waveform.numel(), len(bounds), source)
+        log_probs = torch.cat(
+            [
+                self._classify_windows(waveform, bounds[first : first + windows_per_batch])
+                for first in range(0, len(bounds), windows_per_batch)
+            ]
+        )
+        weights = torch.tensor([float(clip_frames(end - start)) for start, end in bounds])
+        return self._decide(combine_windows(log_probs, weights).unsqueeze(0))
+
+    def classify_file(self, path, windows_per_batch=16):
+        """Classifies one audio file of any length (any sample rate; resampled to 16 kHz).
+
+        The file is read by :func:`ssast_sb.data.audio.load_audio` (mixed to mono)
+        and classified by :meth:`classify_waveform`: a clip longer than the model's
+        input by the weighted mean of its windows' probabilities.
+
+        Arguments
+        ---------
+        path : str or pathlib.Path
+            The file.
+        windows_per_batch : int
+            Windows per forward pass.
+
+        Returns
+        -------
+        tuple
+            As :meth:`classify_batch`, for a batch of one.
+
+        Raises
+        ------
+        ssast_sb.data.audio.AudioError
+            When the file is missing, empty or cannot be decoded, naming it.
+        """
+        waveform = load_audio(path, SAMPLE_RATE)
+        return self.classify_waveform(waveform, str(path), windows_per_batch)
 
     def extract_features(self, wavs, wav_lens=None, return_layers=False):
-        """Patch/frame-level tokens of the encoder (class tokens first).
+        """Patch/frame-level tokens of the encoder (class tokens first), one input per row.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(B, N)`` waveforms at 16 kHz; each row's first ``target_frames``
+            frames are used.
+        wav_lens : torch.Tensor, optional
+            ``(B,)`` relative lengths.
+        return_layers : bool
+            Also return every block's output.
 
         Returns
         -------
@@ -117,10 +381,21 @@ class SSASTAudioClassifier(Pretrained):
         layers : list of torch.Tensor
             With ``return_layers``: every block's output.
         """
+        wav_lens = _relative_lengths(wavs, wav_lens)
+        self._warn_if_cut(wavs, wav_lens, "extract_features")
         wavs = wavs.to(self.device).float()
-        wav_lens = torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
         features = self.mods.compute_features(wavs, wav_lens).to(self.device)
         return self.mods.embedding_model.tokens(features, return_layers=return_layers)
+
+
+def _relative_lengths(wavs, wav_lens):
+    """``wav_lens``, or ones (every row complete) when None."""
+    return torch.ones(wavs.shape[0]) if wav_lens is None else wav_lens
+
+
+def _row_samples(wavs, wav_lens):
+    """``(B,)`` samples of real audio per row, on the CPU."""
+    return (wav_lens.float().cpu() * wavs.shape[1]).round().long()
 
 
 #: The template of an inference folder's ``hyperparams.yaml``, shipped with the package.
