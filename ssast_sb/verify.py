@@ -9,28 +9,64 @@ The trial list has VoxCeleb's format, one trial per line::
 
     1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav
 
-(``1`` same speaker, ``0`` different), with paths relative to ``--data``. Every
-file is embedded once (:func:`ssast_sb.embed.embed_files`, long files windowed),
-each trial is scored by the cosine of its two embeddings and, with a cohort,
-normalised by adaptive s-norm: each side's score is standardised by the mean
-and standard deviation of its ``cohort_size`` closest cohort scores, and the two
-are averaged (Matejka et al., 2017; SpeechBrain's VoxCeleb recipe). EER and
-minDCF (p_target 0.01, c_miss = c_fa = 1) come from
-``speechbrain.utils.metric_stats``.
+(``1`` same speaker, ``0`` different), with paths relative to ``--data``. A line
+with a tab is split on tabs, so that paths may hold spaces; any other line is
+split on whitespace. Every file is embedded once
+(:func:`ssast_sb.embed.embed_files`, long files windowed; ``--layer`` and
+``--pooling`` as in ``python -m ssast_sb.embed``), each trial is scored by the
+cosine of its two embeddings and, with a cohort, normalised by adaptive s-norm:
+each side's score is standardised by the mean and standard deviation of its
+``cohort_size`` closest cohort scores, and the two are averaged (Matejka et al.,
+2017; SpeechBrain's VoxCeleb recipe). EER and minDCF come from
+``speechbrain.utils.metric_stats``; minDCF is reported normalised, divided by
+the cost of the better trivial system, ``min(c_miss * p_target, c_fa * (1 -
+p_target))``, so that rejecting every trial scores 1 (the raw value is kept as
+``minDCF_raw``). ``--scores`` writes every trial's score. With ``--on-bad-audio
+skip``, a missing, empty or undecodable file is left out (listed in a warning)
+and the trials that involve it are dropped and counted.
 
 Authors
  * ssast-sb contributors
 """
 
 import argparse
+import logging
 from pathlib import Path
 
 import torch
 from speechbrain.utils.metric_stats import EER, minDCF
 
-from ssast_sb.embed import embed_files, list_audio, load_classifier
+from ssast_sb.data.manifest import BAD_AUDIO_POLICIES
+from ssast_sb.embed import embed_files, list_audio, load_classifier, parse_layer
+from ssast_sb.fileio import atomic_open
+
+logger = logging.getLogger(__name__)
 
 PROG = "python -m ssast_sb.verify"
+
+
+def split_trial_line(line):
+    """The fields of a trial line: split on tabs when it has one, else on whitespace.
+
+    Arguments
+    ---------
+    line : str
+        One line of a trial list.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> split_trial_line("1\\tspeaker a/1.wav\\tspeaker b/2.wav\\n")
+    ['1', 'speaker a/1.wav', 'speaker b/2.wav']
+    >>> split_trial_line("0 a/1.wav  b/1.wav\\n")
+    ['0', 'a/1.wav', 'b/1.wav']
+    """
+    if "\t" in line:
+        return line.rstrip("\r\n").split("\t")
+    return line.split()
 
 
 def read_trials(path):
@@ -39,7 +75,9 @@ def read_trials(path):
     Arguments
     ---------
     path : str or pathlib.Path
-        Lines ``<0|1> <enrol path> <test path>``; blank lines are skipped.
+        Lines ``<0|1> <enrol path> <test path>``, separated by tabs (paths may
+        then hold spaces) or by whitespace; blank lines are skipped, a UTF-8
+        byte-order mark is allowed.
 
     Returns
     -------
@@ -50,24 +88,52 @@ def read_trials(path):
     -------
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "trials.txt")
-    >>> _ = open(path, "w").write("1 a/1.wav a/2.wav\\n0 a/1.wav b/1.wav\\n")
+    >>> _ = open(path, "w").write("1 a/1.wav a/2.wav\\n0\\ta/1.wav\\tb b/1.wav\\n")
     >>> read_trials(path)
-    [(1, 'a/1.wav', 'a/2.wav'), (0, 'a/1.wav', 'b/1.wav')]
+    [(1, 'a/1.wav', 'a/2.wav'), (0, 'a/1.wav', 'b b/1.wav')]
     """
     trials = []
-    with open(path, encoding="utf-8") as stream:
+    with open(path, encoding="utf-8-sig") as stream:
         for line_number, line in enumerate(stream, start=1):
-            fields = line.split()
-            if not fields:
+            if not line.strip():
                 continue
-            if len(fields) != 3 or fields[0] not in ("0", "1"):
+            fields = split_trial_line(line)
+            if len(fields) != 3 or fields[0] not in ("0", "1") or "" in fields:
                 raise ValueError(
-                    f"{path}, line {line_number}: expected '<0|1> <enrol> <test>', got {line!r}"
+                    f"{path}, line {line_number}: expected '<0|1> <enrol> <test>', got {line!r} "
+                    "(fields are split on tabs when the line has one, else on whitespace)"
                 )
             trials.append((int(fields[0]), fields[1], fields[2]))
     if not trials:
         raise ValueError(f"{path} lists no trials")
     return trials
+
+
+def write_scores(trials, scores, path):
+    """Writes one tab-separated line ``label, enrol, test, score`` per trial, atomically.
+
+    Arguments
+    ---------
+    trials : list of tuple
+        ``(label, enrol, test)``.
+    scores : torch.Tensor
+        ``(T,)`` their scores.
+    path : str or pathlib.Path
+        The output file.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "scores.txt")
+    >>> write_scores([(1, "a b/1.wav", "a/2.wav")], torch.tensor([0.25]), path)
+    >>> open(path).read()
+    '1\\ta b/1.wav\\ta/2.wav\\t0.250000\\n'
+    """
+    if len(trials) != len(scores):
+        raise ValueError(f"{len(trials)} trials for {len(scores)} scores")
+    with atomic_open(path) as stream:
+        for (label, enrol, test), score in zip(trials, scores.tolist()):
+            stream.write(f"{label}\t{enrol}\t{test}\t{score:.6f}\n")
 
 
 def cosine_scores(enrol, test):
@@ -136,8 +202,13 @@ def adaptive_snorm(scores, enrol_stats, test_stats):
     return 0.5 * ((scores - enrol_mean) / enrol_std + (scores - test_mean) / test_std)
 
 
-def verification_metrics(scores, labels):
-    """EER and minDCF (p_target 0.01, c_miss = c_fa = 1) of trial scores.
+def verification_metrics(scores, labels, p_target=0.01, c_miss=1.0, c_fa=1.0):
+    """EER and minDCF of trial scores.
+
+    minDCF is normalised: the minimum over thresholds of ``c_miss * p_miss *
+    p_target + c_fa * p_fa * (1 - p_target)``, divided by ``min(c_miss *
+    p_target, c_fa * (1 - p_target))``, the cost of accepting or rejecting every
+    trial, whichever is lower. 1 is no better than that trivial system.
 
     Arguments
     ---------
@@ -145,31 +216,82 @@ def verification_metrics(scores, labels):
         ``(T,)``.
     labels : torch.Tensor
         ``(T,)`` 1 for target (same-speaker) trials, 0 for non-target.
+    p_target : float
+        Prior of a target trial, in (0, 1).
+    c_miss, c_fa : float
+        Costs of a miss and of a false alarm (positive).
 
     Returns
     -------
     dict
-        ``EER`` and ``minDCF`` (fractions) and their thresholds.
+        ``EER`` (fraction), ``minDCF`` (normalised), ``minDCF_raw``, their
+        thresholds, and ``p_target``, ``c_miss``, ``c_fa``.
 
     Example
     -------
     >>> scores, labels = torch.tensor([0.9, 0.8, 0.1, 0.85]), torch.tensor([1, 1, 0, 0])
     >>> metrics = verification_metrics(scores, labels)
-    >>> print(f"EER {metrics['EER']:.2f}, minDCF {metrics['minDCF']:.3f}")
-    EER 0.50, minDCF 0.005
+    >>> print(f"EER {metrics['EER']:.2f}, minDCF {metrics['minDCF']:.3f} "
+    ...       f"(raw {metrics['minDCF_raw']:.3f})")
+    EER 0.50, minDCF 0.500 (raw 0.005)
     """
+    if not 0 < p_target < 1:
+        raise ValueError(f"p_target must lie in (0, 1), got {p_target}")
+    if not (c_miss > 0 and c_fa > 0):
+        raise ValueError(f"c_miss and c_fa must be positive, got {c_miss} and {c_fa}")
     labels = torch.as_tensor(labels).bool()
     positive, negative = scores[labels], scores[~labels]
     if len(positive) == 0 or len(negative) == 0:
         raise ValueError("EER needs both target and non-target trials")
     eer, eer_threshold = EER(positive, negative)
-    dcf, dcf_threshold = minDCF(positive, negative, c_miss=1.0, c_fa=1.0, p_target=0.01)
+    dcf, dcf_threshold = minDCF(positive, negative, c_miss=c_miss, c_fa=c_fa, p_target=p_target)
+    trivial = min(c_miss * p_target, c_fa * (1 - p_target))
     return {
         "EER": float(eer),
         "EER_threshold": float(eer_threshold),
-        "minDCF": float(dcf),
+        "minDCF": float(dcf) / trivial,
+        "minDCF_raw": float(dcf),
         "minDCF_threshold": float(dcf_threshold),
+        "p_target": p_target,
+        "c_miss": c_miss,
+        "c_fa": c_fa,
     }
+
+
+def describe_min_dcf(metrics):
+    """minDCF with its parameters, as printed by ``python -m ssast_sb.verify``.
+
+    Example
+    -------
+    >>> describe_min_dcf({"minDCF": 0.63, "p_target": 0.01, "c_miss": 1.0, "c_fa": 1.0})
+    'minDCF(p_target=0.01, c_miss=1, c_fa=1, normalised) 0.6300'
+    """
+    return (
+        f"minDCF(p_target={metrics['p_target']:g}, c_miss={metrics['c_miss']:g}, "
+        f"c_fa={metrics['c_fa']:g}, normalised) {metrics['minDCF']:.4f}"
+    )
+
+
+def drop_trials(trials, left_out):
+    """The trials whose two files are both usable.
+
+    Arguments
+    ---------
+    trials : list of tuple
+        ``(label, enrol, test)``.
+    left_out : set of str
+        Paths left out.
+
+    Returns
+    -------
+    list of tuple
+
+    Example
+    -------
+    >>> drop_trials([(1, "a", "b"), (0, "a", "c"), (0, "c", "b")], {"c"})
+    [(1, 'a', 'b')]
+    """
+    return [trial for trial in trials if not left_out.intersection(trial[1:])]
 
 
 def verify(
@@ -180,6 +302,12 @@ def verify(
     cohort_size=200,
     batch_seconds=60.0,
     progress=True,
+    layer=None,
+    pooling="mean",
+    on_bad_audio="error",
+    p_target=0.01,
+    c_miss=1.0,
+    c_fa=1.0,
 ):
     """Scores a trial list and returns EER and minDCF.
 
@@ -199,12 +327,23 @@ def verify(
         Model input per batch (see :func:`ssast_sb.embed.embed_files`).
     progress : bool
         Progress bars.
+    layer : int or str, optional
+        Embedding layer: None (the model's own embedding), ``last`` or a block
+        index (see :func:`ssast_sb.embed.embed_windows`).
+    pooling : str
+        ``mean`` or ``cls``, when ``layer`` is set.
+    on_bad_audio : {"error", "skip"}
+        A missing, empty or undecodable file raises an ``AudioError`` naming
+        it, or (``skip``) is left out with its trials, listed in warnings.
+    p_target, c_miss, c_fa : float
+        minDCF parameters (see :func:`verification_metrics`).
 
     Returns
     -------
     dict
-        ``EER``, ``minDCF`` (fractions), their thresholds, ``num_trials``,
-        ``scores`` and ``labels`` (tensors in trial order).
+        As :func:`verification_metrics`, plus ``num_trials`` (scored),
+        ``num_dropped_trials``, ``left_out`` (trial files left out), ``trials``
+        (the scored triples), ``scores`` and ``labels`` (tensors in their order).
     """
     if not isinstance(trials, list):
         trials = read_trials(trials)
@@ -213,28 +352,88 @@ def verify(
         classifier,
         [Path(data_root) / path for path in files],
         ids=files,
+        layer=layer,
+        pooling=pooling,
         batch_seconds=batch_seconds,
         progress=progress,
+        on_bad_audio=on_bad_audio,
     )
+    left_out = {path for path, _ in embedded["left_out"]}
+    kept = drop_trials(trials, left_out)
+    if not kept:
+        raise ValueError(f"No trials left: all {len(trials)} involve a file left out")
+    if len(kept) < len(trials):
+        logger.warning(
+            "Dropped %d of %d trials that involve a file left out",
+            len(trials) - len(kept),
+            len(trials),
+        )
     embeddings = embedded["embeddings"]
-    position = {path: i for i, path in enumerate(files)}
-    enrol = torch.tensor([position[enrol] for _, enrol, _ in trials])
-    test = torch.tensor([position[test] for _, _, test in trials])
-    labels = torch.tensor([label for label, _, _ in trials])
+    position = {path: i for i, path in enumerate(embedded["ids"])}
+    enrol = torch.tensor([position[enrol] for _, enrol, _ in kept])
+    test = torch.tensor([position[test] for _, _, test in kept])
+    labels = torch.tensor([label for label, _, _ in kept])
     scores = cosine_scores(embeddings[enrol], embeddings[test])
     if cohort is not None:
-        rows = list_audio(cohort)
+        rows = list_audio(cohort, on_bad_audio=on_bad_audio)
         cohort_embeddings = embed_files(
             classifier,
             [row["wav"] for row in rows],
             durations=[row["duration"] for row in rows],
+            layer=layer,
+            pooling=pooling,
             batch_seconds=batch_seconds,
             progress=progress,
+            on_bad_audio=on_bad_audio,
         )["embeddings"]
         mean, std = cohort_statistics(embeddings, cohort_embeddings, cohort_size)
         scores = adaptive_snorm(scores, (mean[enrol], std[enrol]), (mean[test], std[test]))
-    metrics = verification_metrics(scores, labels)
-    return dict(metrics, num_trials=len(trials), scores=scores, labels=labels)
+    metrics = verification_metrics(scores, labels, p_target=p_target, c_miss=c_miss, c_fa=c_fa)
+    return dict(
+        metrics,
+        num_trials=len(kept),
+        num_dropped_trials=len(trials) - len(kept),
+        left_out=sorted(left_out),
+        trials=kept,
+        scores=scores,
+        labels=labels,
+    )
+
+
+def summary_line(result, normalisation, count_left_out=False):
+    """The line ``python -m ssast_sb.verify`` prints.
+
+    Arguments
+    ---------
+    result : dict
+        What :func:`verify` returned.
+    normalisation : str
+        How the scores were normalised.
+    count_left_out : bool
+        Add the dropped trials and the files left out (``--on-bad-audio skip``).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> result = {"num_trials": 8, "EER": 0.25, "minDCF": 0.5, "p_target": 0.01,
+    ...           "c_miss": 1.0, "c_fa": 1.0, "num_dropped_trials": 2, "left_out": ["x.wav"]}
+    >>> summary_line(result, "no score normalisation", count_left_out=True)
+    '8 trials (no score normalisation): EER 25.00%, minDCF(p_target=0.01, c_miss=1, c_fa=1, \
+normalised) 0.5000; 2 trials dropped (1 files with unusable audio left out)'
+    """
+    line = (
+        f"{result['num_trials']} trials ({normalisation}): EER {100 * result['EER']:.2f}%, "
+        f"{describe_min_dcf(result)}"
+    )
+    if count_left_out:
+        line += (
+            f"; {result['num_dropped_trials']} trials dropped "
+            f"({len(result['left_out'])} files with unusable audio left out)"
+        )
+    return line
 
 
 def build_parser():
@@ -245,6 +444,27 @@ def build_parser():
     parser.add_argument("--data", required=True, help="root of the trial paths")
     parser.add_argument("--cohort", default=None, help="folder or manifest for AS-norm")
     parser.add_argument("--cohort-size", type=int, default=200)
+    parser.add_argument(
+        "--layer",
+        type=parse_layer,
+        default=None,
+        help="block index (0-based) or 'last' (final LayerNorm output); "
+        "default: the model's own embedding",
+    )
+    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean")
+    parser.add_argument(
+        "--scores", default=None, help="write 'label enrol test score' per trial (tab-separated)"
+    )
+    parser.add_argument("--p-target", type=float, default=0.01, help="minDCF prior of a target")
+    parser.add_argument("--c-miss", type=float, default=1.0, help="minDCF cost of a miss")
+    parser.add_argument("--c-fa", type=float, default=1.0, help="minDCF cost of a false alarm")
+    parser.add_argument(
+        "--on-bad-audio",
+        choices=BAD_AUDIO_POLICIES,
+        default="error",
+        help="a missing, empty or undecodable file: stop with an error naming it, or leave it "
+        "and its trials out (listed in a warning, counted in the printed line)",
+    )
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--device", default="cpu")
     return parser
@@ -260,12 +480,17 @@ def main(argv=None):
         cohort=args.cohort,
         cohort_size=args.cohort_size,
         batch_seconds=args.batch_seconds,
+        layer=args.layer,
+        pooling=args.pooling,
+        on_bad_audio=args.on_bad_audio,
+        p_target=args.p_target,
+        c_miss=args.c_miss,
+        c_fa=args.c_fa,
     )
+    if args.scores:
+        write_scores(result["trials"], result["scores"], args.scores)
     norm = f"AS-norm, top {args.cohort_size}" if args.cohort else "no score normalisation"
-    print(
-        f"{result['num_trials']} trials ({norm}): EER {100 * result['EER']:.2f}%, "
-        f"minDCF(p_target=0.01) {result['minDCF']:.4f}"
-    )
+    print(summary_line(result, norm, args.on_bad_audio == "skip"))
     return result
 
 
