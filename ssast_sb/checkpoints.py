@@ -11,11 +11,13 @@ Authors
  * ssast-sb contributors
 """
 
+import logging
 import os
+from pathlib import Path
 
 import torch
 
-from ssast_sb.encoder import MODEL_SIZES, EncoderConfig, SSASTEncoder
+from ssast_sb.encoder import MODEL_SIZES, PATCH_SHAPES, EncoderConfig, SSASTEncoder
 from ssast_sb.fileio import save_atomic
 from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
 
@@ -33,17 +35,114 @@ LEFTOVER_PREFIXES = ("v.head.", "v.head_dist.")
 INPUT_SIZE_KEYS = ("p_input_fdim", "p_input_tdim")
 
 
+logger = logging.getLogger(__name__)
+
+#: File name of a pretraining run's export (``<output_folder>/pretrained/``).
+PRETRAINED_FILE = "ssast_pretrained.pth"
+#: What a pretraining checkpoint is, for error messages.
+EXPECTED_PRETRAINING = (
+    "expected an SSAST pretraining checkpoint: a released SSAST-*.pth, or the "
+    f"{PRETRAINED_FILE} (or .ckpt) in <output_folder>/pretrained/ of recipes/pretrain"
+)
+
+
 class CheckpointError(ValueError):
     """A checkpoint does not match the model it is loaded into."""
 
 
+def some_keys(keys, limit=8):
+    """A short listing of state-dict keys for messages: the first few and the count.
+
+    Example
+    -------
+    >>> some_keys(["a", "b", "c"], limit=2)
+    "['a', 'b', ...] (3 keys)"
+    >>> some_keys(["a"])
+    "['a']"
+    """
+    keys = list(keys)
+    if len(keys) <= limit:
+        return str(keys)
+    return f"{str(keys[:limit])[:-1]}, ...] ({len(keys)} keys)"
+
+
+def _checkpoint_file(path):
+    """The file to read for ``path``: itself, or a pretraining export folder's ``.pth``."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / PRETRAINED_FILE
+        if not inside.is_file():
+            raise CheckpointError(
+                f"{path} is a folder without {PRETRAINED_FILE}; {EXPECTED_PRETRAINING}"
+            )
+        logger.info("%s is a folder; reading %s", path, inside)
+        return inside
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {path} ({EXPECTED_PRETRAINING})")
+    return path
+
+
+def read_state_dict(path):
+    """``torch.load`` of a checkpoint file, with errors that name the file.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A ``.pth``/``.ckpt`` file, or a pretraining export folder holding
+        ``ssast_pretrained.pth``.
+
+    Returns
+    -------
+    dict
+        The state dict, on the CPU (read with ``weights_only=True``).
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        A missing file; a truncated file or one that is not a PyTorch state dict.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.pth")
+    >>> _ = open(path, "w").write("not a checkpoint")
+    >>> try:
+    ...     read_state_dict(path)
+    ... except CheckpointError as error:
+    ...     print(str(error)[-59:])
+    cannot be read: it is truncated or not a PyTorch checkpoint
+    """
+    path = _checkpoint_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, foreign pickle, text file: all the same to users
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{path} ({path.stat().st_size} bytes, {type(error).__name__}: {first_line[:200]}); "
+            f"{EXPECTED_PRETRAINING}. The file cannot be read: it is truncated or not a "
+            "PyTorch checkpoint"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} holds a {type(state).__name__}, not a state dict; {EXPECTED_PRETRAINING}"
+        )
+    return state
+
+
 def load_original(source):
-    """Reads an original SSAST state dict and strips the ``module.`` prefix.
+    """Reads an SSAST state dict in the original layout and strips the ``module.`` prefix.
+
+    A state dict in this package's own layout (``encoder.*``, ``mpc_head.*``:
+    the ``ssast_pretrained.ckpt`` of a pretraining run) is converted to the
+    original names, its pretraining input size taken from its position
+    embedding. A fine-tuned classifier's state is refused with a message saying
+    which file to use instead.
 
     Arguments
     ---------
     source : str or dict
-        Path of a ``.pth`` file (read with ``weights_only=True``) or a state dict.
+        Path of a ``.pth``/``.ckpt`` file (read with ``weights_only=True``), a
+        pretraining export folder, or a state dict.
 
     Returns
     -------
@@ -55,13 +154,48 @@ def load_original(source):
     >>> load_original({"module.v.cls_token": torch.zeros(1)})
     {'v.cls_token': tensor([0.])}
     """
-    if isinstance(source, (str, os.PathLike)):
-        state = torch.load(source, map_location="cpu", weights_only=True)
-    else:
-        state = source
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "the state dict"
+    state = read_state_dict(source) if isinstance(source, (str, os.PathLike)) else source
     if not isinstance(state, dict):
         raise CheckpointError(f"{source!r} does not hold a state dict")
-    return {key.removeprefix("module."): value for key, value in state.items()}
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    if not any(key.startswith("v.") for key in state) and any(
+        key.startswith("encoder.") for key in state
+    ):
+        return _original_from_ours(state, name)
+    return state
+
+
+#: Keys of this package's classifiers that a pretraining checkpoint never has.
+_FINETUNED_PREFIXES = ("mlp_head.", "layer_weights", "projector.", "head.")
+
+
+def _original_from_ours(state, name):
+    """Original names for a state dict in this package's layout (see :func:`load_original`)."""
+    finetuned = [key for key in state if key.startswith(_FINETUNED_PREFIXES)]
+    if finetuned:
+        raise CheckpointError(
+            f"{name} is a fine-tuned classifier (it has {some_keys(finetuned)}), not a "
+            "pretraining checkpoint. Load it with ssast_sb.inference.SSASTAudioClassifier from "
+            "its inference folder, or fine-tune from the pretraining file it started from "
+            f"({EXPECTED_PRETRAINING})"
+        )
+    converted, dropped = {}, []
+    for key, value in state.items():
+        try:
+            converted[original_name(key)] = value
+        except CheckpointError:
+            dropped.append(key)
+    if dropped:
+        logger.info("%s: no original name for %s; left out", name, some_keys(dropped))
+    weight = converted["v.patch_embed.proj.weight"]
+    fshape, tshape = weight.shape[2:]
+    num_patches = converted["v.pos_embed"].shape[1] - SSASTEncoder.num_class_tokens
+    fgrid = 128 // fshape  # pretraining grids do not overlap
+    converted["p_input_fdim"] = torch.tensor(128)
+    converted["p_input_tdim"] = torch.tensor(num_patches // fgrid * tshape)
+    logger.info("%s is in this package's layout; read as an original pretraining file", name)
+    return converted
 
 
 def _rename(key):
@@ -131,7 +265,10 @@ def split_original(state):
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"Unexpected keys in the original checkpoint: {unknown}")
+        raise CheckpointError(
+            f"Not an SSAST checkpoint: keys {some_keys(unknown)} have no SSAST meaning "
+            f"({EXPECTED_PRETRAINING})"
+        )
     has_size = all(key in state for key in INPUT_SIZE_KEYS)
     input_size = tuple(int(state[key]) for key in INPUT_SIZE_KEYS) if has_size else None
     return tensors, leftovers, input_size
@@ -213,7 +350,7 @@ def load_strict(module, tensors, source="checkpoint"):
     if missing or unexpected:
         raise CheckpointError(
             f"{source} does not match {type(module).__name__}: "
-            f"missing {missing}, unexpected {unexpected}"
+            f"missing {some_keys(missing)}, unexpected {some_keys(unexpected)}"
         )
     module.load_state_dict(tensors, strict=True)
     return module
@@ -269,10 +406,138 @@ def encoder_from_original(source, model_size=None, num_heads=None):
     return encoder, leftovers
 
 
+def size_name(config):
+    """The name of a config's width/depth/heads in :data:`MODEL_SIZES`, or None.
+
+    Example
+    -------
+    >>> size_name(EncoderConfig.from_names("small", "frame")), size_name(EncoderConfig(depth=3))
+    ('small', None)
+    """
+    for name, fields in MODEL_SIZES.items():
+        if all(getattr(config, key) == value for key, value in fields.items()):
+            return name
+    return None
+
+
+def shape_name(config):
+    """The name of a config's patch shape in :data:`PATCH_SHAPES`, or None.
+
+    Example
+    -------
+    >>> shape_name(EncoderConfig.from_names("tiny", "frame"))
+    'frame'
+    """
+    for name, shape in PATCH_SHAPES.items():
+        if (config.fshape, config.tshape) == shape:
+            return name
+    return None
+
+
+def describe_config(config):
+    """One line on what an encoder is: size, patch shape, strides, grid and input length.
+
+    Example
+    -------
+    >>> config = EncoderConfig.from_names("tiny", "frame", input_tdim=128)
+    >>> print(describe_config(config))  # doctest: +ELLIPSIS
+    SSAST-tiny (192-d, 12 blocks, 3 heads), frame 128x2 patches at stride 128/2, grid 1x64 ...
+    """
+    size = size_name(config) or "custom"
+    shape = shape_name(config) or "custom"
+    f_dim, t_dim = config.grid
+    return (
+        f"SSAST-{size} ({config.embed_dim}-d, {config.depth} blocks, {config.num_heads} heads), "
+        f"{shape} {config.fshape}x{config.tshape} patches at stride "
+        f"{config.fstride}/{config.tstride}, grid {f_dim}x{t_dim} over {config.input_tdim} frames"
+    )
+
+
+def check_pretrained_matches(config, path, model_size=None, patch_shape=None):
+    """Refuses a pretrained encoder whose size or patch shape differs from the YAML's.
+
+    Arguments
+    ---------
+    config : EncoderConfig
+        What the checkpoint holds.
+    path : str
+        The checkpoint, for the message.
+    model_size, patch_shape : str, optional
+        What the YAML asks for; None accepts the checkpoint's.
+
+    Raises
+    ------
+    CheckpointError
+        Naming both, and the options that fix it.
+
+    Example
+    -------
+    >>> config = EncoderConfig.from_names("tiny", "frame")
+    >>> check_pretrained_matches(config, "x.pth", None, "frame")
+    >>> try:
+    ...     check_pretrained_matches(config, "x.pth", "base", "patch")
+    ... except CheckpointError as error:
+    ...     print(str(error)[:94])
+    x.pth holds a tiny model with frame patches, but the YAML asks for model_size: base, patch_sha
+    """
+    held = {"model_size": size_name(config), "patch_shape": shape_name(config)}
+    wanted = {"model_size": model_size, "patch_shape": patch_shape}
+    clashes = [key for key in held if wanted[key] is not None and wanted[key] != held[key]]
+    if not clashes:
+        return
+    asked = ", ".join(f"{key}: {wanted[key]}" for key in clashes)
+    fix = " ".join(f"--{key} {held[key] or 'null'}" for key in clashes)
+    raise CheckpointError(
+        f"{path} holds a {held['model_size'] or 'custom'} model with "
+        f"{held['patch_shape'] or f'{config.fshape}x{config.tshape}'} patches, but the YAML asks "
+        f"for {asked} ({describe_config(config)}). Pass {fix} (or null to take them from the "
+        "checkpoint), or another --pretrained_path"
+    )
+
+
+def warn_unseen_frames(config):
+    """Warns when strides larger than the patch leave input frames or bins unseen.
+
+    Arguments
+    ---------
+    config : EncoderConfig
+        The encoder at its task grid.
+
+    Returns
+    -------
+    str or None
+        The warning, also logged.
+
+    Example
+    -------
+    >>> warn_unseen_frames(EncoderConfig.from_names("tiny", "frame", fstride=128, tstride=10))
+    'Frame 128x2 patches at time stride 10 see 2 of every 10 frames: 80% of the input is never seen'
+    """
+    unseen = [
+        (axis, size, stride)
+        for axis, size, stride in (
+            ("time", config.tshape, config.tstride),
+            ("frequency", config.fshape, config.fstride),
+        )
+        if stride > size
+    ]
+    if not unseen:
+        return None
+    axis, size, stride = unseen[0]
+    message = (
+        f"{(shape_name(config) or 'custom').capitalize()} {config.fshape}x{config.tshape} patches "
+        f"at {axis} stride {stride} see {size} of every {stride} "
+        f"{'frames' if axis == 'time' else 'bins'}: {round(100 * (1 - size / stride))}% of the "
+        "input is never seen"
+    )
+    logger.warning(message)
+    return message
+
+
 def task_encoder(
     pretrained_path=None,
-    model_size="base",
-    patch_shape="patch",
+    model_size=None,
+    patch_shape=None,
     fstride=16,
     tstride=16,
     target_frames=1024,
@@ -296,10 +561,13 @@ def task_encoder(
         An original-format pretraining checkpoint (a released ``SSAST-*.pth``, the
         ``ssast_pretrained.pth`` of our pretraining recipes or its encoder-only
         export); None draws a fresh encoder.
-    model_size : str
-        ``tiny``, ``small`` or ``base`` (scratch only).
-    patch_shape : str
-        ``patch`` (16x16) or ``frame`` (128x2) (scratch only).
+    model_size : str, optional
+        ``tiny``, ``small`` or ``base``. With a checkpoint it must be the
+        checkpoint's (an error names both otherwise); None takes the checkpoint's
+        (``base`` from scratch).
+    patch_shape : str, optional
+        ``patch`` (16x16) or ``frame`` (128x2), checked in the same way; None
+        takes the checkpoint's (``patch`` from scratch).
     fstride, tstride : int
         Patch strides of the task grid.
     target_frames : int
@@ -324,7 +592,11 @@ def task_encoder(
     with torch.random.fork_rng(devices=[]):
         if pretrained_path:
             pretrained, _ = encoder_from_original(pretrained_path)
-            return adapt_encoder(
+            logger.info(
+                "Pretrained checkpoint %s: %s", pretrained_path, describe_config(pretrained.config)
+            )
+            check_pretrained_matches(pretrained.config, pretrained_path, model_size, patch_shape)
+            encoder = adapt_encoder(
                 pretrained,
                 fstride,
                 tstride,
@@ -332,15 +604,19 @@ def task_encoder(
                 method=pos_embed_adaptation,
                 variable_length=variable_length,
             )
-        config = EncoderConfig.from_names(
-            model_size,
-            patch_shape,
-            fstride=fstride,
-            tstride=tstride,
-            input_tdim=target_frames,
-            variable_length=variable_length,
-        )
-        return SSASTEncoder(config)
+        else:
+            config = EncoderConfig.from_names(
+                model_size or "base",
+                patch_shape or "patch",
+                fstride=fstride,
+                tstride=tstride,
+                input_tdim=target_frames,
+                variable_length=variable_length,
+            )
+            encoder = SSASTEncoder(config)
+    logger.info("Task encoder: %s", describe_config(encoder.config))
+    warn_unseen_frames(encoder.config)
+    return encoder
 
 
 def pretrain_model_from_original(source, model_size=None, num_heads=None, **model_kwargs):

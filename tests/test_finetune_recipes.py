@@ -302,10 +302,18 @@ def test_recipe_runs_in_debug_mode(shared_dir, tmp_path, recipe, yaml, build, op
     data.mkdir()
     build(shared_dir, data)
     output = tmp_path / "out"
+    # A finished real run in the output folder, which the debug run must leave alone.
+    finished = {"results.json": '{"test": {"acc": 0.27}}', "train_log.txt": "epoch: 50\n"}
+    output.mkdir()
+    for name, text in finished.items():
+        (output / name).write_text(text)
     start = time.time()
     result = _run_recipe(recipe, yaml, data, output, options)
     print(f"{yaml}: {time.time() - start:.1f} s")
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert sorted(path.name for path in output.iterdir()) == sorted(finished)
+    assert all((output / name).read_text() == text for name, text in finished.items())
+    output = tmp_path / "out-debug"
     assert "| mean |" in result.stdout
     assert (output / "results.md").is_file() and (output / "hyperparams.yaml").is_file()
     for fold in folds:

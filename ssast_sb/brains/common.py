@@ -4,13 +4,16 @@ Authors
  * ssast-sb contributors
 """
 
+import dataclasses
+import io
 import logging
 import os
+import re
 import shutil
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml import YAML
 from speechbrain.utils.checkpoints import (
     Checkpoint,
@@ -23,6 +26,8 @@ from speechbrain.utils.distributed import ddp_barrier, get_rank, if_main_process
 
 from ssast_sb.fileio import save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
+
+logger = logging.getLogger(__name__)
 
 
 @register_checkpoint_hooks
@@ -265,20 +270,24 @@ class AtomicCheckpointer(Checkpointer):
         final = super()._new_checkpoint_dirpath()
         return final.with_name(PARTIAL_PREFIX + final.name)
 
-    def save_checkpoint(self, *args, **kwargs):
+    def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
         """Saves into a partial folder, then renames it to its final name.
 
+        SpeechBrain's own "Saved ... checkpoint" line would name the partial folder,
+        which no longer exists once renamed, so it is logged here with the final name.
         Under DDP every process waits for the rename: SpeechBrain's deletion of old
         checkpoints lists the folder on every process and calls one collective per
         deletion, so a process that listed it before the rename would disagree on
         the deletions and the processes would block each other.
         """
-        ckpt = super().save_checkpoint(*args, **kwargs)
+        ckpt = super().save_checkpoint(meta, end_of_epoch, name, verbosity=logging.DEBUG)
         if ckpt is not None and ckpt.path.name.startswith(PARTIAL_PREFIX):
             final = ckpt.path.with_name(ckpt.path.name[len(PARTIAL_PREFIX) :])
             os.replace(ckpt.path, final)
             files = {name: final / path.name for name, path in ckpt.paramfiles.items()}
             ckpt = Checkpoint(final, ckpt.meta, files)
+            kind = "end-of-epoch" if end_of_epoch else "intra-epoch"
+            logger.log(verbosity, "Saved an %s checkpoint in %s", kind, final)
         ddp_barrier()
         return ckpt
 
@@ -286,13 +295,160 @@ class AtomicCheckpointer(Checkpointer):
         """Removes folders of interrupted saves, then recovers as SpeechBrain does."""
         if if_main_process() and self.checkpoints_dir.exists():
             for leftover in self.checkpoints_dir.glob(PARTIAL_PREFIX + "*"):
-                logging.getLogger(__name__).warning("Removing interrupted checkpoint %s", leftover)
+                logger.warning("Removing interrupted checkpoint %s", leftover)
                 shutil.rmtree(leftover, ignore_errors=True)
         return super().recover_if_possible(*args, **kwargs)
 
 
+#: SpeechBrain's two intra-epoch checkpoint options, which it refuses together.
+CKPT_INTERVALS = ("ckpt_interval_minutes", "ckpt_interval_steps")
+#: Suffix of the output folder of ``--debug`` runs.
+DEBUG_SUFFIX = "-debug"
+
+
+def take_float_option(argv, name):
+    """Removes ``--name X`` (or ``--name=X``) from ``argv`` and returns its value as a float.
+
+    SpeechBrain 1.1 parses ``--ckpt_interval_minutes`` as an int, so
+    ``--ckpt_interval_minutes 0.5`` fails; the recipes read it here instead.
+
+    Arguments
+    ---------
+    argv : list of str
+        The command line.
+    name : str
+        Option name without dashes.
+
+    Returns
+    -------
+    tuple
+        ``(argv without the option, value or None)``.
+
+    Example
+    -------
+    >>> take_float_option(["h.yaml", "--ckpt_interval_minutes", "0.5", "--seed", "1"],
+    ...                   "ckpt_interval_minutes")
+    (['h.yaml', '--seed', '1'], 0.5)
+    >>> take_float_option(["h.yaml", "--ckpt_interval_minutes=2"], "ckpt_interval_minutes")
+    (['h.yaml'], 2.0)
+    """
+    flag, rest, value = f"--{name}", [], None
+    items = iter(argv)
+    for item in items:
+        if item == flag:
+            text = next(items, None)
+        elif item.startswith(flag + "="):
+            text = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+            continue
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise SystemExit(f"{flag} takes a number of minutes, got {text!r}") from None
+    return rest, value
+
+
+def resolve_checkpoint_intervals(run_opts, hparams):
+    """Lets the command line's checkpoint interval replace the YAML's other one.
+
+    SpeechBrain exits when both intervals are positive. When the command line sets
+    one and the YAML the other, the command line's wins: the YAML's is set to 0,
+    with a log line.
+
+    Arguments
+    ---------
+    run_opts : speechbrain.utils.run_opts.RunOptions
+        Parsed run options.
+    hparams : dict
+        The loaded YAML.
+
+    Returns
+    -------
+    speechbrain.utils.run_opts.RunOptions
+        The run options, with the YAML's other interval set to 0 where needed.
+
+    Example
+    -------
+    >>> from speechbrain.utils.run_opts import RunOptions
+    >>> opts = RunOptions.from_dictionary({"ckpt_interval_steps": 100})
+    >>> opts = resolve_checkpoint_intervals(opts, {"ckpt_interval_minutes": 30})
+    >>> opts.ckpt_interval_minutes, opts.ckpt_interval_steps
+    (0, 100)
+    """
+    given = [
+        name for name in CKPT_INTERVALS if name in run_opts.overridden_args and run_opts[name] > 0
+    ]
+    if len(given) != 1:
+        return run_opts
+    (other,) = set(CKPT_INTERVALS) - set(given)
+    if hparams.get(other, 0) and other not in run_opts.overridden_args:
+        logger.info(
+            "--%s %s replaces the YAML's %s: %s",
+            given[0],
+            run_opts[given[0]],
+            other,
+            hparams[other],
+        )
+        overridden = run_opts.overridden_args | {other}
+        return dataclasses.replace(run_opts, **{other: 0}, overridden_args=overridden)
+    return run_opts
+
+
+def debug_output_folder(output_folder):
+    """Where a ``--debug`` run writes: beside the real run's folder, never inside it.
+
+    Example
+    -------
+    >>> debug_output_folder("results/esc50/0")
+    'results/esc50/0-debug'
+    """
+    return str(output_folder).rstrip("/") + DEBUG_SUFFIX
+
+
+def resolved_value(hparams_file, overrides, key):
+    """A top-level value of a recipe YAML, its references resolved, without building any object.
+
+    Placeholders the command line leaves unset are filled with empty strings,
+    which is harmless for reading another key.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML.
+    overrides : dict
+        Command-line overrides.
+    key : str
+        The key to read.
+
+    Returns
+    -------
+    object
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "h.yaml")
+    >>> _ = open(path, "w").write("seed: 1\\ndata: !PLACEHOLDER\\nout: !ref runs/<seed>\\n")
+    >>> resolved_value(path, {"seed": 7}, "out")
+    'runs/7'
+    """
+    with open(hparams_file, encoding="utf-8") as stream:
+        text = stream.read()
+    unset = re.findall(r"^(\w+):\s*!PLACEHOLDER", text, flags=re.MULTILINE)
+    fillers = {name: "" for name in unset if name not in overrides}
+    resolved = resolve_references(io.StringIO(text), {**fillers, **overrides}).getvalue()
+    return YAML(typ="rt").load(resolved)[key]
+
+
 def load_recipe(argv):
     """What every recipe does first: parse, start DDP if asked, load the YAML, make the folder.
+
+    Two departures from SpeechBrain's command line: ``--ckpt_interval_minutes``
+    takes a float, and a checkpoint interval given on the command line replaces
+    the YAML's other one (:func:`resolve_checkpoint_intervals`). A ``--debug``
+    run writes into ``<output_folder>-debug`` (its manifests, checkpoints, logs
+    and exports), so it never overwrites or appends to a real run's files.
 
     Arguments
     ---------
@@ -305,17 +461,31 @@ def load_recipe(argv):
         ``(hparams, run_opts, hparams_file, overrides)``; ``overrides`` is a dict, to
         reload the YAML with :func:`load_hparams` (e.g. once per fold).
     """
+    argv, interval_minutes = take_float_option(list(argv), "ckpt_interval_minutes")
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    if interval_minutes is not None:
+        run_opts = dataclasses.replace(
+            run_opts,
+            ckpt_interval_minutes=interval_minutes,
+            overridden_args=run_opts.overridden_args | {"ckpt_interval_minutes"},
+        )
     sb.utils.distributed.ddp_init_group(run_opts)
     if isinstance(overrides, str):
         overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
-    hparams = load_hparams(hparams_file, overrides or {})
+    overrides = overrides or {}
+    if run_opts["debug"]:
+        real = resolved_value(hparams_file, overrides, "output_folder")
+        folder = debug_output_folder(real)
+        logger.warning("--debug: writing to %s, not to %s (a real run's folder)", folder, real)
+        overrides = {**overrides, "output_folder": folder}
+    hparams = load_hparams(hparams_file, overrides)
+    run_opts = resolve_checkpoint_intervals(run_opts, hparams)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
-        overrides=overrides or {},
+        overrides=overrides,
     )
-    return hparams, run_opts, hparams_file, overrides or {}
+    return hparams, run_opts, hparams_file, overrides
 
 
 def load_hparams(hparams_file, overrides, **more):

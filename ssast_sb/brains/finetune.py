@@ -42,6 +42,8 @@ from ssast_sb.brains.common import (
     apply_warmup,
     load_hparams,
 )
+from ssast_sb.brains.run_checks import RunChecks
+from ssast_sb.checkpoints import describe_config
 from ssast_sb.dataio import classification_datasets
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.inference import export_inference_folder
@@ -106,7 +108,7 @@ def top1_hits(logits, targets):
     return (logits.argmax(dim=-1) == targets).float()
 
 
-class ClassifierBrain(GlobalNormClipping, sb.core.Brain):
+class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
     """Fine-tunes an SSAST classifier on waveforms.
 
     The batch must provide ``sig`` (waveforms with relative lengths) and
@@ -131,6 +133,7 @@ class ClassifierBrain(GlobalNormClipping, sb.core.Brain):
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("augmentation_rng", self.aug_rng)
         super().on_fit_start()
+        self.check_run()
 
     def init_optimizers(self):
         """Parameter groups, the optimiser from the YAML and the per-epoch MultiStepLR.
@@ -387,6 +390,7 @@ def check_num_classes(hparams, label_encoder):
     2 classes (dog, rain); pass --num_classes 2 (or fix the manifests)
     """
     found = len(label_encoder.lab2ind)
+    label_encoder.expect_len(found)  # checked here, so SpeechBrain need not warn about it
     if hparams["num_classes"] != found:
         names = ", ".join(sorted(label_encoder.lab2ind)[:10])
         more = ", ..." if found > 10 else ""
@@ -451,6 +455,7 @@ def run_classification(hparams, run_opts, manifests):
         valid_loader_kwargs=classification_loader_options(hparams, datasets["valid"], False),
     )
     results = brain.evaluate_fold(datasets)
+    results["encoder"] = describe_config(hparams["model"].encoder.config)  # what was built
     if sb.utils.distributed.if_main_process():
         if "test" in datasets and not hparams["multi_label"]:
             write_class_report(brain.scores.scores, brain.scores.targets, label_encoder, folder)

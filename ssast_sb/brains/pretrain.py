@@ -26,6 +26,7 @@ import speechbrain as sb
 import torch
 
 from ssast_sb.brains.common import RunningMeans, SeededGenerator, apply_warmup
+from ssast_sb.brains.run_checks import RunChecks
 from ssast_sb.checkpoints import export_original, save_speechbrain_checkpoint
 from ssast_sb.dataio import (
     SkippingPaddedBatch,
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 LOGGED = ("loss", "nce", "mse", "acc")
 
 
-class MSPMBrain(sb.core.Brain):
+class MSPMBrain(RunChecks, sb.core.Brain):
     """Masked spectrogram patch modeling in SpeechBrain's training loop.
 
     The batch must provide ``fbank``: ``(B, T, F)`` normalised features of a
@@ -58,6 +59,7 @@ class MSPMBrain(sb.core.Brain):
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("mask_rng", self.mask_rng)
         super().on_fit_start()
+        self.check_run()
 
     def init_optimizers(self):
         """Adam from the YAML plus the original ReduceLROnPlateau (mode max)."""
