@@ -75,6 +75,8 @@ def fold_hparams(output, pretrained_path):
             "number_of_epochs": 4,
             "lr_milestones": [4],
             "dataloader_opts": {"batch_size": 16, "num_workers": 0},
+            # The width, depth and patch shape come from the checkpoint, not the YAML's tiny/patch.
+            "encoder": {"model_size": None, "patch_shape": None},
         },
     }
     with open(ROOT / "hparams" / "quickstart.yaml", encoding="utf-8") as stream:
@@ -178,9 +180,15 @@ def test_classify_file_beats_chance_on_held_out_speakers(finetuned, classifier):
         classifier.classify_file(row["wav"])[3][0] == row["speaker"] for row in finetuned.held_out
     ]
     accuracy = sum(hits) / len(hits)
+    # classify_batch of a whole clip: its first TARGET_FRAMES frames only.
+    first_window = [
+        classifier.classify_batch(load_audio(row["wav"]).unsqueeze(0))[3][0] == row["speaker"]
+        for row in finetuned.held_out
+    ]
     print(
         f"held-out speaker accuracy {accuracy:.3f} on {len(hits)} clips "
-        f"(chance {1 / NUM_SPEAKERS:.3f}); fold results {finetuned.results}"
+        f"(first {TARGET_FRAMES} frames only: {sum(first_window) / len(hits):.3f}; "
+        f"chance {1 / NUM_SPEAKERS:.3f}); fold results {finetuned.results}"
     )
     assert accuracy >= 0.5
 
@@ -221,12 +229,15 @@ def test_verify_separates_speakers(finetuned, classifier, capsys):
     normed = verify_main(argv)
     printed = capsys.readouterr().out
     assert "EER" in printed and "AS-norm, top 20" in printed
+    assert f"minDCF(p_target=0.01, c_miss=1, c_fa=1, normalised) {normed['minDCF']:.4f}" in printed
     print(
         f"verification EER {plain['EER']:.3f} (AS-norm {normed['EER']:.3f}), "
         f"minDCF {plain['minDCF']:.4f} (AS-norm {normed['minDCF']:.4f}); chance EER 0.5"
     )
     assert plain["EER"] < 0.3 and normed["EER"] < 0.3
+    # Normalised: 1.0 is the cost of rejecting every trial, the raw value is 0.01 times it.
     assert 0.0 <= normed["minDCF"] <= 1.0
+    assert normed["minDCF_raw"] == pytest.approx(0.01 * normed["minDCF"])
     assert not torch.equal(plain["scores"], normed["scores"])
 
 
