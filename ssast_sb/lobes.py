@@ -33,11 +33,14 @@ class SSASTEmbedding(torch.nn.Module):
 
     Arguments
     ---------
-    size : str
-        ``tiny``, ``small`` or ``base`` (ignored with ``pretrained_path``: the
-        checkpoint fixes the width and depth).
-    shape : str
-        ``patch`` (16x16) or ``frame`` (128x2) patches (ignored with ``pretrained_path``).
+    size : str, optional
+        ``tiny``, ``small`` or ``base``. With ``pretrained_path`` the checkpoint
+        fixes the width and depth: None takes them from it, and a size it does not
+        have is an error naming both (:func:`ssast_sb.checkpoints.task_encoder`).
+        None without a checkpoint: ``base``.
+    shape : str, optional
+        ``patch`` (16x16) or ``frame`` (128x2) patches, checked in the same way;
+        None: the checkpoint's, or ``patch`` without one.
     target_frames : int
         Input frames; must match ``SSASTFbank(target_frames=...)``.
     fstride, tstride : int
@@ -68,8 +71,8 @@ class SSASTEmbedding(torch.nn.Module):
 
     def __init__(
         self,
-        size="base",
-        shape="patch",
+        size=None,
+        shape=None,
         target_frames=1024,
         fstride=16,
         tstride=16,

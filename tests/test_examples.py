@@ -6,7 +6,7 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from ssast_sb.checkpoints import export_original
+from ssast_sb.checkpoints import CheckpointError, export_original
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
 from ssast_sb.lobes import SSASTEmbedding
 from ssast_sb.models import SSASTPretrainModel
@@ -87,6 +87,16 @@ def test_embedding_lobe_adapts_an_original_checkpoint(tmp_path):
     for key in ("patch_embed.proj.weight", "blocks.1.mlp.fc2.weight", "norm.bias"):
         assert torch.equal(source[key], adapted[key])
     assert lobe(torch.randn(3, 40, 128)).shape == (3, 1, 64)
+
+    # A size the checkpoint does not have is an error naming both, not silently ignored.
+    with pytest.raises(CheckpointError, match="model_size: base"):
+        SSASTEmbedding(
+            "base",
+            target_frames=40,
+            fstride=128,
+            tstride=1,
+            pretrained_path=str(tmp_path / "pretrained.pth"),
+        )
 
 
 def test_embedding_lobe_rejects_unknown_pooling():
