@@ -320,21 +320,40 @@ class LayerWeightedClassifier(nn.Module):
         self.projector = nn.Linear(width, projector_dim)
         self.classifier = nn.Linear(projector_dim, num_classes)
 
-    def embed(self, spectrogram):
-        """Pooled projected features ``(B, projector_dim)``."""
+    def embed(self, spectrogram, num_frames=None):
+        """Pooled projected features ``(B, projector_dim)``.
+
+        Arguments
+        ---------
+        spectrogram : torch.Tensor
+            ``(B, T, F)`` features.
+        num_frames : torch.Tensor, optional
+            ``(B,)`` real frames per clip: the mean then covers the class tokens
+            and the patches of real audio only (a departure; s3prl averages every
+            token of the padded input).
+
+        Returns
+        -------
+        torch.Tensor
+        """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_upstream):
             _, layers = self.encoder(spectrogram, return_layers=True)
         weights = self.layer_weights.softmax(dim=0)
-        mixed = torch.einsum("l,lbtd->btd", weights, torch.stack(layers))
-        return self.projector(mixed).mean(dim=1)
+        projected = self.projector(torch.einsum("l,lbtd->btd", weights, torch.stack(layers)))
+        if num_frames is None:
+            return projected.mean(dim=1)
+        patches = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tstride)
+        tokens = torch.ones(patches.shape[0], self.encoder.num_class_tokens, dtype=torch.bool)
+        keep = torch.cat([tokens.to(patches.device), patches], dim=1).unsqueeze(-1)
+        return (projected * keep).sum(dim=1) / keep.sum(dim=1)
 
     def classify_embedding(self, embedding):
         """Logits from pooled projected features (any leading shape)."""
         return self.classifier(embedding)
 
-    def forward(self, spectrogram):
-        """Logits ``(B, num_classes)``."""
-        return self.classify_embedding(self.embed(spectrogram))
+    def forward(self, spectrogram, num_frames=None):
+        """Logits ``(B, num_classes)`` (see :meth:`embed`)."""
+        return self.classify_embedding(self.embed(spectrogram, num_frames))
 
     def head_parameters(self):
         """The layer weights, projector and classifier."""
@@ -346,6 +365,48 @@ class LayerWeightedClassifier(nn.Module):
         if self.freeze_upstream:
             self.encoder.eval()
         return self
+
+
+#: Heads of :func:`task_classifier`.
+HEADS = ("mean", "cls", "layer_weighted")
+
+
+def task_classifier(encoder, num_classes, head="mean", freeze_upstream=False, projector_dim=256):
+    """A classifier over a task encoder, chosen by name (what a YAML's ``model`` can apply).
+
+    Arguments
+    ---------
+    encoder : SSASTEncoder
+        The encoder at the task grid.
+    num_classes : int
+        Output size.
+    head : str
+        ``mean`` or ``cls``: :class:`SSASTClassifier` with that pooling, the
+        encoder fine-tuned (the AST protocol); ``layer_weighted``:
+        :class:`LayerWeightedClassifier` (the SUPERB protocol).
+    freeze_upstream : bool
+        Keep the encoder fixed: only the head trains (``layer_weighted`` only).
+    projector_dim : int
+        Projector width of ``layer_weighted``.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> encoder = SSASTEncoder(EncoderConfig(embed_dim=16, depth=2, num_heads=2, input_tdim=32))
+    >>> type(task_classifier(encoder, 3, "layer_weighted", freeze_upstream=True)).__name__
+    'LayerWeightedClassifier'
+    """
+    if head not in HEADS:
+        raise ValueError(f"Unknown head {head!r}; choose from {HEADS}")
+    if head == "layer_weighted":
+        return LayerWeightedClassifier(encoder, num_classes, projector_dim, freeze_upstream)
+    if freeze_upstream:
+        raise ValueError("freeze_upstream needs head: layer_weighted (the frozen SUPERB protocol)")
+    return SSASTClassifier(encoder, num_classes, pooling=head)
 
 
 def adapt_encoder(

@@ -105,6 +105,7 @@ def _classifier_brain(tmp_path, augmentation, **overrides):
         head_lr=1.0,
         layer_decay=1.0,
         pool_real_audio=False,
+        eval_windows=False,
         warmup=False,
         lr_milestones=[5],
         lr_decay=0.5,

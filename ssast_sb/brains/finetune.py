@@ -17,7 +17,9 @@ Hyperparameters read from the YAML: ``model``, ``frontend`` (an
 :class:`~ssast_sb.augment.FinetuneAugmentation`), ``num_classes``,
 ``multi_label``, ``loss`` (``ce`` or ``bce``), ``lr``, ``head_lr``, ``layer_decay``,
 ``pool_real_audio`` (mean pooling over the patches of real audio only, a
-departure; the original averages the padding's patches too), ``warmup``,
+departure; the original averages the padding's patches too), ``eval_windows``
+(validation and test clips longer than the input scored by windows, a
+departure; the original cuts them), ``warmup``,
 ``warmup_steps``, ``warmup_interval``, ``lr_milestones``, ``lr_decay``,
 ``keep_checkpoints``, ``seed``, ``train_logger`` and ``epoch_counter``.
 
@@ -46,9 +48,8 @@ from ssast_sb.brains.run_checks import RunChecks
 from ssast_sb.checkpoints import describe_config
 from ssast_sb.dataio import classification_datasets
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.inference import export_inference_folder
+from ssast_sb.inference import clip_frames, combine_windows, export_inference_folder, window_bounds
 from ssast_sb.metrics import ScoreStats
-from ssast_sb.models import SSASTClassifier
 from ssast_sb.reports import summarize_folds, write_class_report
 from ssast_sb.sampler import classification_loader_options
 from ssast_sb.schedules import layerwise_param_groups
@@ -124,11 +125,6 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
 
     def on_fit_start(self):
         """Seeds the augmentation generator per run and rank before recovery."""
-        if self.hparams.pool_real_audio and not isinstance(self.hparams.model, SSASTClassifier):
-            raise ValueError(
-                "pool_real_audio needs ssast_sb.models.SSASTClassifier as the model; "
-                f"{type(self.hparams.model).__name__} pools every token"
-            )
         self.aug_rng = SeededGenerator(self.hparams.seed)
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("augmentation_rng", self.aug_rng)
@@ -219,12 +215,54 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
         targets = self._targets(batch)
         if stage == sb.Stage.TRAIN and self.hparams.augmentation.mixup > 0:
             wavs, targets = self._mixup(wavs, lens, targets)
+        if stage != sb.Stage.TRAIN and self.hparams.eval_windows:
+            return self.windowed_logits(wavs, lens), targets
+        return self.clip_logits(wavs, lens, stage), targets
+
+    def clip_logits(self, wavs, lens, stage):
+        """Logits of one model input per clip: the frontend pads or cuts each clip."""
         features = self.featurize(wavs, lens, stage)
         if self.hparams.pool_real_audio:
             samples = (lens * wavs.shape[1]).round().long()
             num_frames = self.hparams.frontend.real_frames(samples).to(features.device)
-            return self.modules.model(features, num_frames), targets
-        return self.modules.model(features), targets
+            return self.modules.model(features, num_frames)
+        return self.modules.model(features)
+
+    def windowed_logits(self, wavs, lens):
+        """Evaluation by windows (``eval_windows``, a departure): every frame of a long clip counts.
+
+        Each clip is cut into windows of the model's input length
+        (:func:`ssast_sb.inference.window_bounds`, as ``classify_file`` does), and
+        its score is the mean of the windows' probabilities weighted by their
+        frames of audio (:func:`ssast_sb.inference.combine_windows`), returned as
+        log-probabilities (single-label) or logits (multi-label). A clip that fits
+        is one window, scored as without windows. The original cuts every clip
+        to its first ``target_frames`` frames.
+        """
+        samples = (lens * wavs.shape[1]).round().long().tolist()
+        pieces, owners, weights = [], [], []
+        for row, count in enumerate(samples):
+            for start, end in window_bounds(count, self.hparams.frontend.target_frames):
+                pieces.append(wavs[row, start:end])
+                owners.append(row)
+                weights.append(clip_frames(end - start))
+        windows = torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True)
+        window_lens = torch.tensor([piece.numel() / windows.shape[1] for piece in pieces])
+        logits = self.clip_logits(windows, window_lens.to(windows.device), sb.Stage.VALID)
+        if self.hparams.multi_label:
+            log_probs = F.logsigmoid(logits.float())
+        else:
+            log_probs = F.log_softmax(logits.float(), dim=-1)
+        owners, weights = torch.tensor(owners), torch.tensor(weights, dtype=torch.float)
+        combined = torch.stack(
+            [
+                combine_windows(log_probs[owners == row], weights[owners == row])
+                for row in range(len(samples))
+            ]
+        )
+        if self.hparams.multi_label:  # back to logits for BCE and the ranking metrics
+            return combined - torch.log1p(-combined.exp().clamp(max=1 - 1e-7))
+        return combined
 
     def compute_objectives(self, predictions, batch, stage):
         """The classification loss; records loss, accuracy and the scores."""
