@@ -18,6 +18,7 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ssast_sb.data.audio import AudioError, load_audio
+from ssast_sb.data.manifest import ManifestError, read_manifest
 from ssast_sb.frontend import SAMPLE_RATE, pad_or_cut
 from ssast_sb.padding import random_crop as crop_or_pad
 
@@ -157,6 +158,10 @@ def cropped_fbank_pipeline(frontend, on_bad_audio="error", random_crop=True):
 def manifest_dataset(manifest_path, dynamic_items, output_keys):
     """A ``DynamicItemDataset`` over a SpeechBrain CSV manifest.
 
+    The CSV is read by :func:`ssast_sb.data.manifest.read_manifest`, so a UTF-8
+    byte-order mark (as spreadsheet programs write) is ignored, where
+    SpeechBrain's own reader would take it for part of the ``ID`` column's name.
+
     Arguments
     ---------
     manifest_path : str
@@ -169,10 +174,27 @@ def manifest_dataset(manifest_path, dynamic_items, output_keys):
     Returns
     -------
     DynamicItemDataset
+
+    Raises
+    ------
+    ssast_sb.data.manifest.ManifestError
+        When a required column is absent, a duration is not a number or an ID repeats.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "excel.csv")
+    >>> _ = open(path, "w", encoding="utf-8-sig").write("ID,duration,wav\\na,1.0,/a.wav\\n")
+    >>> manifest_dataset(path, [], ["id", "wav"])[0]
+    {'id': 'a', 'wav': '/a.wav'}
     """
-    return DynamicItemDataset.from_csv(
-        str(manifest_path), dynamic_items=dynamic_items, output_keys=output_keys
-    )
+    data = {}
+    for row in read_manifest(manifest_path):
+        utt_id = row.pop("ID")
+        if utt_id in data:
+            raise ManifestError(f"Duplicate ID {utt_id!r} in {manifest_path}")
+        data[utt_id] = row
+    return DynamicItemDataset(data, dynamic_items=dynamic_items, output_keys=output_keys)
 
 
 def label_pipeline(label_encoder, column="label"):

@@ -254,10 +254,15 @@ class SSASTFbank(torch.nn.Module):
         )
 
     def raw_features_unpadded(self, waveform):
-        """Unnormalised fbank of one 16 kHz clip at its own length ``(T, F)``."""
+        """Unnormalised fbank of one 16 kHz clip at its own length ``(T, F)``.
+
+        A clip shorter than one 25 ms window is zero-padded to it. The warning
+        naming the file comes from :func:`ssast_sb.data.audio.load_audio`, which
+        knows the path; here, where only samples are known, it is a DEBUG line.
+        """
         min_samples = FRAME_LENGTH  # one 25 ms window
         if waveform.numel() < min_samples:
-            logger.warning(
+            logger.debug(
                 "Clip of %d samples is shorter than one 25 ms window; zero-padded",
                 waveform.numel(),
             )

@@ -22,6 +22,10 @@ def corpus(shared_dir, tmp_path):
     files = {"good_0": source[1], "good_1": source[2]}
     files["truncated"] = tmp_path / "truncated.flac"
     files["truncated"].write_bytes(source[0].read_bytes()[:100])
+    # A WAV copy cut to 306 samples: its header still declares the whole clip.
+    files["cut"] = tmp_path / "cut.wav"
+    sf.write(files["cut"], audio, rate, subtype="PCM_16")
+    files["cut"].write_bytes(files["cut"].read_bytes()[: 44 + 2 * 306])
     files["zero_bytes"] = tmp_path / "zero_bytes.wav"
     files["zero_bytes"].write_bytes(b"")
     files["nan"] = tmp_path / "nan.wav"
@@ -41,7 +45,7 @@ def corpus(shared_dir, tmp_path):
 def _batches(manifest, on_bad_audio):
     pipeline = fbank_pipeline(SSASTFbank(target_frames=64), on_bad_audio)
     dataset = manifest_dataset(manifest, [pipeline], ["id", "fbank"])
-    loader = make_dataloader(dataset, batch_size=8, collate_fn=SkippingPaddedBatch)
+    loader = make_dataloader(dataset, batch_size=16, collate_fn=SkippingPaddedBatch)
     return list(loader)
 
 
@@ -51,14 +55,15 @@ def test_skip_drops_unusable_clips_and_keeps_the_rest(corpus, caplog):
     assert sorted(batch.id) == ["good_0", "good_1", "rate_44k", "rate_8k", "stereo"]
     assert batch.fbank.data.shape == (5, 64, 128) and torch.isfinite(batch.fbank.data).all()
     text = caplog.text
-    for name in ("truncated.flac", "zero_bytes.wav", "nan.wav"):
+    for name in ("truncated.flac", "cut.wav", "zero_bytes.wav", "nan.wav"):
         assert name in text  # each skipped file is named
-    assert "Dropped 3 unusable clip(s)" in text
+    assert "cut.wav is truncated: its header declares" in text and "holds only 306" in text
+    assert "Dropped 4 unusable clip(s)" in text
     assert "8000" in text and "44100" in text  # resampling is logged
     assert "stereo.wav" in text  # mixing down is logged
 
 
-@pytest.mark.parametrize("bad", ["truncated.flac", "zero_bytes.wav", "nan.wav"])
+@pytest.mark.parametrize("bad", ["truncated.flac", "cut.wav", "zero_bytes.wav", "nan.wav"])
 def test_error_policy_names_the_file(corpus, tmp_path, bad):
     rows = [{"ID": "bad", "duration": 1.0, "wav": str(tmp_path / bad)}]
     manifest = tmp_path / "only_bad.csv"

@@ -17,8 +17,10 @@ from ssast_sb.data.audio import (
     AudioInfo,
     EmptyAudioError,
     NonFiniteAudioError,
+    TruncatedAudioError,
     audio_info,
     load_audio,
+    riff_declared_frames,
 )
 
 
@@ -47,9 +49,16 @@ def speech(fsdd_clip):
 
 
 def test_audio_errors_are_value_errors():
-    for error in (AudioFileMissingError, AudioDecodeError, EmptyAudioError, NonFiniteAudioError):
+    for error in (
+        AudioFileMissingError,
+        AudioDecodeError,
+        TruncatedAudioError,
+        EmptyAudioError,
+        NonFiniteAudioError,
+    ):
         assert issubclass(error, AudioError)
         assert issubclass(error, ValueError)
+    assert issubclass(TruncatedAudioError, AudioDecodeError)
 
 
 @pytest.mark.parametrize("which", ["fsdd_clip", "klettres_clip"])
@@ -204,3 +213,84 @@ def test_ogg_and_mp3_copies_load(tmp_path, klettres_clip, speech):
     sf.write(mp3, speech, 16000)
     wav = load_audio(mp3)
     assert wav.dtype == torch.float32 and len(wav) > 0
+
+
+def _cut_copy(source, path, keep_bytes, **write_options):
+    """A copy of the real clip ``source`` written at ``path``, then cut to ``keep_bytes``."""
+    samples, rate = sf.read(source, dtype="float32")
+    sf.write(path, samples, rate, **write_options)
+    path.write_bytes(path.read_bytes()[:keep_bytes])
+    return len(samples)
+
+
+def test_truncated_wav_is_refused_with_both_lengths(tmp_path, fsdd_clip):
+    """libsndfile reports a cut WAV as a short clip; its data chunk still says how long it was."""
+    path = tmp_path / "cut.wav"
+    frames = _cut_copy(fsdd_clip, path, 44 + 2 * 306, subtype="PCM_16")
+    assert sf.info(path).frames == 306 and len(sf.read(path)[0]) == 306  # what libsndfile says
+    assert riff_declared_frames(path) == frames
+    for read in (audio_info, load_audio):
+        with pytest.raises(TruncatedAudioError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert str(path) in message
+        assert f"declares {frames} frames" in message and "holds only 306 " in message
+        assert "on_bad_audio: skip" in message
+
+
+def test_truncated_flac_is_caught_from_its_header(tmp_path, fsdd_clip):
+    path = tmp_path / "cut.flac"
+    data = fsdd_clip.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    frames = sf.info(fsdd_clip).frames
+    assert sf.info(path).frames == frames  # STREAMINFO still promises every frame
+    for read in (audio_info, load_audio):
+        with pytest.raises(TruncatedAudioError, match=rf"cut.flac is truncated.*{frames} frames"):
+            read(path)
+
+
+def test_complete_files_and_small_differences_are_accepted(tmp_path, fsdd_clip):
+    wav = tmp_path / "whole.wav"
+    frames = _cut_copy(fsdd_clip, wav, 10**9, subtype="PCM_16")
+    assert audio_info(wav).num_frames == frames and len(load_audio(wav)) == frames
+    # Two frames short of the header: within the tolerance, a clip 2 frames shorter.
+    short = tmp_path / "short.wav"
+    _cut_copy(fsdd_clip, short, 44 + 2 * (frames - 2), subtype="PCM_16")
+    assert audio_info(short).num_frames == frames - 2
+    streamed = tmp_path / "streamed.wav"  # size left open (0xFFFFFFFF), as streaming writers do
+    _cut_copy(fsdd_clip, streamed, 10**9, subtype="PCM_16")
+    data = bytearray(streamed.read_bytes())
+    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")
+    streamed.write_bytes(bytes(data))
+    assert riff_declared_frames(streamed) is None and len(load_audio(streamed)) == frames
+
+
+def test_resampling_and_mixdown_are_announced_once_per_file(tmp_path, speech, caplog):
+    paths = [tmp_path / f"stereo_8k_{index}.wav" for index in range(2)]
+    for path in paths:
+        sf.write(path, np.stack([speech, speech], axis=1)[::2], 8000)
+    with caplog.at_level(logging.INFO, logger="ssast_sb.data.audio"):
+        for _ in range(3):  # three epochs
+            for path in paths:
+                load_audio(path)
+    lines = [record.getMessage() for record in caplog.records]
+    for path in paths:
+        assert sum("Resampling" in line and str(path) in line for line in lines) == 1
+        assert sum("mono" in line and str(path) in line for line in lines) == 1
+    assert len(lines) == 4
+
+
+def test_clip_shorter_than_a_window_is_warned_about_with_its_name(tmp_path, speech, caplog):
+    path = tmp_path / "blip.wav"
+    sf.write(path, speech[:300], 16000)
+    with caplog.at_level(logging.DEBUG):
+        load_audio(path)
+        load_audio(path)
+        from ssast_sb.frontend import SSASTFbank
+
+        SSASTFbank(target_frames=16)(load_audio(path).unsqueeze(0))
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # once per file, and the frontend does not repeat it
+    assert str(path) in warnings[0].getMessage()
+    assert "300 samples" in warnings[0].getMessage()
+    assert "25 ms" in warnings[0].getMessage()

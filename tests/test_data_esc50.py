@@ -16,7 +16,7 @@ import torchaudio
 
 from ssast_sb.data.audio import AudioFileMissingError
 from ssast_sb.data.esc50 import download_and_extract, download_esc50, prepare_esc50
-from ssast_sb.data.manifest import read_manifest
+from ssast_sb.data.manifest import ClassLostError, read_manifest
 
 META_HEADER = "filename,fold,target,category,esc10,src_file,take\n"
 CLIPS_PER_CLASS = 3
@@ -79,8 +79,9 @@ def test_fold_manifests_and_labels(esc_root, tmp_path):
     root, entries = esc_root
     save = tmp_path / "manifests"
     summary = prepare_esc50(root, save)
-    assert sorted(os.listdir(save)) == [f"esc50_fold{k}.csv" for k in range(1, 6)] + [
-        "esc50_labels.json"
+    # No class list: the label encoder saved with the model is the class order.
+    assert sorted(os.listdir(save)) == ["esc50.prepared.json"] + [
+        f"esc50_fold{k}.csv" for k in range(1, 6)
     ]
     assert summary["num_classes"] == NUM_CLASSES
     expected_by_fold = {k: sorted(e for e in entries if e[1] == k) for k in range(1, 6)}
@@ -102,19 +103,21 @@ def test_fold_manifests_and_labels(esc_root, tmp_path):
     # Every clip is in exactly one fold.
     all_ids = [row["ID"] for k in range(1, 6) for row in read_manifest(save / f"esc50_fold{k}.csv")]
     assert sorted(all_ids) == sorted(e[0][:-4] for e in entries)
-    labels = json.loads((save / "esc50_labels.json").read_text())
-    assert (
-        labels
-        == [category for _, _, _, category, _ in sorted(entries, key=lambda e: e[2])][
-            ::CLIPS_PER_CLASS
-        ]
-    )
+    # The stamp keeps the clip counts per class, in sorted (label encoder) order.
+    stamp = json.loads((save / "esc50.prepared.json").read_text())
+    assert stamp["function"] == "ssast_sb.data.esc50.prepare_esc50"
+    assert stamp["options"] == {"data_folder": str(root.resolve()), "on_bad_audio": "error"}
+    assert list(stamp["counts"]["class_counts"]) == sorted(e[3] for e in entries[::CLIPS_PER_CLASS])
+    assert set(stamp["counts"]["class_counts"].values()) == {CLIPS_PER_CLASS}
 
 
-def test_labels_json_is_in_target_order(esc_root, tmp_path, esc10_clips):
+def test_release_folder_itself_and_obsolete_class_list(esc_root, tmp_path):
     root, _ = esc_root
-    prepare_esc50(root / "ESC-50-master", tmp_path / "m")  # the release folder itself works too
-    assert json.loads((tmp_path / "m" / "esc50_labels.json").read_text()) == list(esc10_clips)
+    save = tmp_path / "m"
+    save.mkdir()
+    (save / "esc50_labels.json").write_text('["dog", "rooster"]')  # from an earlier version
+    prepare_esc50(root / "ESC-50-master", save)  # the release folder itself works too
+    assert not (save / "esc50_labels.json").exists()
 
 
 def test_skip_existing_and_force(esc_root, tmp_path):
@@ -135,18 +138,45 @@ def test_missing_dataset_says_what_to_download(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_listed_clip_missing_errors_or_is_skipped(esc_root, tmp_path):
+def _add_second_clip(release, entry):
+    """List a copy of ``entry``'s clip in the same fold, so its class has two clips there."""
+    filename, fold, target, category, src_file = entry
+    copy = f"{fold}-{src_file + 5000}-B-{target}.wav"
+    shutil.copy(release / "audio" / filename, release / "audio" / copy)
+    with open(release / "meta" / "esc50.csv", "a") as meta:
+        meta.write(f"{copy},{fold},{target},{category},False,{src_file + 5000},B\n")
+
+
+def test_listed_clip_missing_errors_or_is_skipped(esc_root, tmp_path, caplog):
     root, entries = esc_root
+    release = root / "ESC-50-master"
+    _add_second_clip(release, entries[0])
     gone = entries[0][0]
-    os.remove(root / "ESC-50-master" / "audio" / gone)
+    os.remove(release / "audio" / gone)
     with pytest.raises(AudioFileMissingError, match=gone[:-4]):
         prepare_esc50(root, tmp_path / "strict")
-    assert not (tmp_path / "strict" / "esc50_labels.json").exists()
-    summary = prepare_esc50(root, tmp_path / "lenient", on_bad_audio="skip")
-    fold = entries[0][1]
+    assert not (tmp_path / "strict" / "esc50.prepared.json").exists()
+    with caplog.at_level(logging.WARNING):
+        summary = prepare_esc50(root, tmp_path / "lenient", on_bad_audio="skip")
+    fold, category = entries[0][1], entries[0][3]
     assert summary[f"fold{fold}"]["missing"] == 1
+    assert summary["short_classes"] == {f"fold{fold}": {category: [1, 2]}}
+    assert f"ESC-50 fold{fold}: 1 of the " in caplog.text
+    assert f"per class, kept/listed: {category} 1/2" in caplog.text
     ids = [row["ID"] for row in read_manifest(tmp_path / "lenient" / f"esc50_fold{fold}.csv")]
     assert gone[:-4] not in ids
+
+
+def test_class_lost_from_a_fold_is_an_error(esc_root, tmp_path):
+    root, entries = esc_root
+    filename, fold, _, category, _ = entries[0]  # the only clip of its class in its fold
+    os.remove(root / "ESC-50-master" / "audio" / filename)
+    with pytest.raises(ClassLostError) as caught:
+        prepare_esc50(root, tmp_path / "m", on_bad_audio="skip")
+    message = str(caught.value)
+    assert f"ESC-50 fold{fold}: no clip is left of 1 class(es) ({category} 0/1)" in message
+    assert "esc50.csv" in message and "extension" in message
+    assert not (tmp_path / "m" / "esc50.prepared.json").exists()
 
 
 def _zip_tree(folder, zip_path):

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from ssast_sb.data.audio import AudioFileMissingError
 from ssast_sb.data.iemocap import prepare_iemocap, read_emo_evaluation, speaker_of
-from ssast_sb.data.manifest import read_manifest
+from ssast_sb.data.manifest import ClassLostError, read_manifest
 
 # dialog suffix -> labels of its utterances, in order; speakers alternate F, M, F, ...
 DIALOGS = {
@@ -81,15 +81,12 @@ def iemocap_root(tmp_path, iemocap_template):
 def test_four_class_manifests_per_session(iemocap_root, tmp_path):
     save = tmp_path / "manifests"
     summary = prepare_iemocap(iemocap_root, save)
-    assert sorted(os.listdir(save)) == ["iemocap_labels.json"] + [
+    assert sorted(os.listdir(save)) == ["iemocap.prepared.json"] + [
         f"iemocap_session{n}.csv" for n in range(1, 6)
     ]
-    assert json.loads((save / "iemocap_labels.json").read_text()) == [
-        "neutral",
-        "happy",
-        "sad",
-        "angry",
-    ]
+    # No class list: the stamp keeps the counts, in sorted (label encoder) order.
+    stamp = json.loads((save / "iemocap.prepared.json").read_text())
+    assert list(stamp["counts"]["class_counts"]) == ["angry", "happy", "neutral", "sad"]
     for session in range(1, 6):
         path = save / f"iemocap_session{session}.csv"
         assert path.read_text().splitlines()[0] == "ID,duration,wav,label,emotion,speaker,session"
@@ -145,7 +142,7 @@ def test_selected_sessions_and_release_folder_itself(iemocap_root, tmp_path):
         prepare_iemocap(iemocap_root, tmp_path / "all")
     summary = prepare_iemocap(release, tmp_path / "two", sessions=[2, 1])
     assert sorted(os.listdir(tmp_path / "two")) == [
-        "iemocap_labels.json",
+        "iemocap.prepared.json",
         "iemocap_session1.csv",
         "iemocap_session2.csv",
     ]
@@ -172,6 +169,14 @@ def test_missing_wav_of_a_kept_utterance(iemocap_root, tmp_path):
     summary = prepare_iemocap(iemocap_root, tmp_path / "lenient", on_bad_audio="skip")
     assert summary["session1"]["missing"] == 1 and summary["session1"]["kept"] == 7
     assert summary["class_counts"]["happy"] == 14
+    assert summary["short_classes"] == {"session1": {"happy": [2, 3]}}
+
+
+def test_class_lost_from_a_session_is_an_error(iemocap_root, tmp_path):
+    wav = iemocap_root / "IEMOCAP_full_release" / "Session2" / "sentences" / "wav"
+    os.remove(wav / "Ses02F_impro01" / "Ses02F_impro01_M003.wav")  # the only "sad" there
+    with pytest.raises(ClassLostError, match=r"IEMOCAP session2: no clip is left .*\(sad 0/1\)"):
+        prepare_iemocap(iemocap_root, tmp_path / "m", on_bad_audio="skip")
 
 
 def test_skip_existing(iemocap_root, tmp_path):

@@ -56,6 +56,7 @@ def test_manifests_per_split_and_combined(libri_root, tmp_path):
     summary = prepare_librispeech(libri_root, save, splits=["train-clean-100", "dev-clean"])
     assert sorted(os.listdir(save)) == [
         "librispeech.csv",
+        "librispeech.prepared.json",
         "librispeech_dev-clean.csv",
         "librispeech_train-clean-100.csv",
     ]

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ssast_sb.data.audio import AudioDecodeError, AudioFileMissingError, EmptyAudioError
+from ssast_sb.data.audio import (
+    AudioDecodeError,
+    AudioFileMissingError,
+    EmptyAudioError,
+    TruncatedAudioError,
+)
 from ssast_sb.data.manifest import (
     ManifestError,
     atomic_open,
@@ -186,10 +191,16 @@ def _broken_rows(tmp_path, audio_rows):
     zero.touch()
     truncated = tmp_path / "truncated.flac"
     truncated.write_bytes(Path(audio_rows[0]["wav"]).read_bytes()[:30])
+    # A WAV copy of a real clip, cut after 1000 bytes: its header still declares it all.
+    samples, rate = sf.read(audio_rows[1]["wav"], dtype="float32")
+    cut = tmp_path / "cut.wav"
+    sf.write(cut, samples, rate, subtype="PCM_16")
+    cut.write_bytes(cut.read_bytes()[:1000])
     return audio_rows + [
         {"ID": "gone", "wav": str(tmp_path / "gone.wav")},
         {"ID": "zero", "wav": str(zero)},
         {"ID": "truncated", "wav": str(truncated)},
+        {"ID": "cut", "wav": str(cut)},
         {"ID": "negative", "wav": audio_rows[0]["wav"], "duration": "-1"},
         {"ID": "nan_duration", "wav": audio_rows[0]["wav"], "duration": "nan"},
     ]
@@ -204,11 +215,13 @@ def test_validate_skip_counts_each_problem(tmp_path, audio_rows, caplog):
         "kept": len(audio_rows),
         "missing": 1,
         "unreadable": 1,
+        "truncated": 1,
         "empty": 1,
         "non_finite": 0,
         "bad_duration": 2,
     }
     assert "gone.wav" in caplog.text and "truncated.flac" in caplog.text
+    assert "Skipping bad audio (truncated)" in caplog.text and "cut.wav" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -217,6 +230,11 @@ def test_validate_skip_counts_each_problem(tmp_path, audio_rows, caplog):
         ("gone", AudioFileMissingError, r"Row 'gone'.*not found.*gone.wav"),
         ("zero", EmptyAudioError, r"Row 'zero'.*0 bytes.*zero.wav"),
         ("truncated", AudioDecodeError, r"Row 'truncated'.*truncated.flac"),
+        (
+            "cut",
+            TruncatedAudioError,
+            r"Row 'cut'.*cut.wav is truncated: its header declares \d+ frames .* holds only 478 ",
+        ),
         ("negative", ManifestError, r"Row 'negative'.*not positive"),
     ],
 )

@@ -83,7 +83,7 @@ def test_v2_35_uses_words_and_list_splits(sc_root, tmp_path):
     save = tmp_path / "manifests"
     summary = prepare_speech_commands(root, save, version=2, task="v2_35")
     assert sorted(os.listdir(save)) == [
-        "speech_commands_v2_35_labels.json",
+        "speech_commands_v2_35.prepared.json",
         "speech_commands_v2_35_test.csv",
         "speech_commands_v2_35_train.csv",
         "speech_commands_v2_35_valid.csv",
@@ -106,15 +106,17 @@ def test_v2_35_uses_words_and_list_splits(sc_root, tmp_path):
             seen[relative] = split
     assert sorted(seen) == sorted(layout)  # every clip exactly once
     assert summary["valid"]["kept"] == len(valid) and summary["test"]["kept"] == len(test)
-    labels = json.loads((save / "speech_commands_v2_35_labels.json").read_text())
-    assert labels == sorted(WORD_DIGITS)
+    # The listed clip that is not on disk is counted in its class.
+    assert summary["short_classes"] == {"valid": {"yes": [1, 2]}}
+    stamp = json.loads((save / "speech_commands_v2_35.prepared.json").read_text())
+    assert list(stamp["counts"]["class_counts"]["train"]) == sorted(WORD_DIGITS)
 
 
 def test_v1_ks12_maps_unknown_and_cuts_silence(sc_root, tmp_path):
     root, layout, valid, test = sc_root
     save = tmp_path / "manifests"
     summary = prepare_speech_commands(root, save, version=2, task="v1_ks12")
-    assert summary["num_classes"] == 12
+    assert summary["num_classes"] == 5  # yes, no, stop, _unknown_, _silence_ in this copy
     assert summary["silence_segments"] == 13
     rows = {
         split: read_manifest(save / f"speech_commands_v1_ks12_{split}.csv")
@@ -147,8 +149,10 @@ def test_v1_ks12_maps_unknown_and_cuts_silence(sc_root, tmp_path):
             if row["label"] == "_silence_":
                 assert row["duration"] == 1.0 and row["word"] == "_silence_"
                 assert row["wav"].startswith(str(save / "speech_commands_silence"))
-    labels = json.loads((save / "speech_commands_v1_ks12_labels.json").read_text())
-    assert labels == [*KS12_WORDS, "_unknown_", "_silence_"]
+    assert not (save / "speech_commands_v1_ks12_labels.json").exists()  # no class list
+    assert sorted(summary["class_counts"]["train"]) == sorted(
+        ["yes", "no", "stop", "_unknown_", "_silence_"]
+    )
 
 
 def test_silence_segments_are_exact_slices_and_deterministic(sc_root, tmp_path):
@@ -202,7 +206,7 @@ def test_missing_dataset_says_what_to_download(tmp_path):
 def test_skip_existing(sc_root, tmp_path):
     root, _, _, _ = sc_root
     save = tmp_path / "m"
-    assert prepare_speech_commands(root / "speech_commands_v0.02", save) is not None
+    assert prepare_speech_commands(root, save) is not None
     assert prepare_speech_commands(root, save) is None
     assert prepare_speech_commands(root, save, force=True) is not None
 

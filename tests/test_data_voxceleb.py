@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from ssast_sb.data.audio import EmptyAudioError
-from ssast_sb.data.manifest import ManifestError, read_manifest
+from ssast_sb.data.manifest import ClassLostError, ManifestError, read_manifest
 from ssast_sb.data.voxceleb import prepare_voxceleb1_identification, read_iden_split
 
 NUM_SPEAKERS = 3
@@ -62,7 +62,7 @@ def test_split_manifests_with_speaker_labels(vox_root, tmp_path):
     save = tmp_path / "manifests"
     summary = prepare_voxceleb1_identification(root, save)
     assert sorted(os.listdir(save)) == [
-        "voxceleb1_sid_speakers.json",
+        "voxceleb1_sid.prepared.json",
         "voxceleb1_sid_test.csv",
         "voxceleb1_sid_train.csv",
         "voxceleb1_sid_valid.csv",
@@ -89,8 +89,13 @@ def test_split_manifests_with_speaker_labels(vox_root, tmp_path):
         # Identification: every speaker appears in every split.
         assert {row["speaker"] for row in rows} == {"id10001", "id10002", "id10003"}
     assert seen == set(layout)
-    speakers = json.loads((save / "voxceleb1_sid_speakers.json").read_text())
-    assert speakers == ["id10001", "id10002", "id10003"]
+    # Listed but absent: counted per speaker; id10999 (absent from every split) is a subset.
+    assert summary["short_classes"] == {
+        "train": {"id10999": [0, 1]},
+        "test": {"id10001": [1, 2]},
+    }
+    stamp = json.loads((save / "voxceleb1_sid.prepared.json").read_text())
+    assert stamp["counts"]["num_speakers"] == NUM_SPEAKERS
 
 
 def test_read_iden_split(vox_root):
@@ -147,5 +152,17 @@ def test_bad_audio_policy_and_skip_existing(vox_root, tmp_path):
     save = tmp_path / "lenient"
     summary = prepare_voxceleb1_identification(root, save, on_bad_audio="skip")
     assert summary["train"]["empty"] == 1
-    assert prepare_voxceleb1_identification(root, save) is None
+    assert prepare_voxceleb1_identification(root, save, on_bad_audio="skip") is None
     assert prepare_voxceleb1_identification(root, save, on_bad_audio="skip", force=True) is not None
+
+
+def test_speaker_without_training_utterance_is_an_error(vox_root, tmp_path):
+    root, layout = vox_root
+    for relative, (split, speaker, _) in layout.items():
+        if speaker == "id10003" and split == "train":
+            os.remove(root / "wav" / relative)
+    with pytest.raises(ClassLostError) as caught:
+        prepare_voxceleb1_identification(root, tmp_path / "m")
+    message = str(caught.value)
+    assert "VoxCeleb1 SID train: no clip is left of 1 class(es) (id10003 0/" in message
+    assert "iden_split.txt" in message

@@ -5,6 +5,11 @@ torchcodec. Problems surface as `AudioError` subclasses whose messages name the
 file and what is wrong with it, so a bad clip in a 2-million-file corpus can be
 found from the log line alone.
 
+A file whose header declares more audio than it holds (a copy cut short, a
+download that stopped) is a `TruncatedAudioError`, both when its header is read
+(`audio_info`) and when it is decoded (`load_audio`): libsndfile itself would
+silently report the shorter length.
+
 Example
 -------
 >>> import tempfile, os
@@ -29,6 +34,21 @@ import torchaudio
 
 logger = logging.getLogger(__name__)
 
+#: A file may hold this much less audio than its header declares (seconds) before it
+#: counts as truncated: well under one 10 ms fbank hop.
+TRUNCATION_TOLERANCE_S = 0.005
+#: The shortest clip that fills one 25 ms analysis window.
+MIN_CLIP_S = 0.025
+#: soundfile formats whose length libsndfile takes from a RIFF/RF64 data chunk.
+_RIFF_FORMATS = ("WAV", "WAVEX", "RF64")
+#: Placeholder sizes that streaming writers leave in a data chunk: length unknown.
+_UNKNOWN_CHUNK_SIZES = (0, 0xFFFFFFFF)
+_RIFF_MAX_CHUNKS = 64
+_DECODE_BLOCK = 4096
+
+# (kind, path) pairs already logged by this process: each is announced once.
+_ANNOUNCED = set()
+
 
 class AudioError(ValueError):
     """Base class of the errors raised when an audio file cannot be used."""
@@ -40,6 +60,10 @@ class AudioFileMissingError(AudioError):
 
 class AudioDecodeError(AudioError):
     """The file exists but soundfile cannot read it (corrupt or unknown format)."""
+
+
+class TruncatedAudioError(AudioDecodeError):
+    """The file holds less audio than its header declares (cut short)."""
 
 
 class EmptyAudioError(AudioError):
@@ -72,6 +96,42 @@ class AudioInfo:
     duration_s: float
 
 
+def announce_once(kind, path, level, message, *args):
+    """Log ``message`` the first time this process sees ``(kind, path)``; later calls are silent.
+
+    Arguments
+    ---------
+    kind : str
+        What is announced (``"resample"``, ``"mixdown"``, ``"short"``, ...).
+    path : str or pathlib.Path
+        The file it is about.
+    level : int
+        Logging level, e.g. ``logging.INFO``.
+    message : str
+        ``%``-style format string of the log line; ``args`` fill it.
+    *args
+        Values of the format string.
+
+    Returns
+    -------
+    bool
+        True when the line was logged now.
+
+    Example
+    -------
+    >>> announce_once("doc", "/x/a.wav", logging.DEBUG, "first %s", "time")
+    True
+    >>> announce_once("doc", "/x/a.wav", logging.DEBUG, "first %s", "time")
+    False
+    """
+    key = (kind, str(path))
+    if key in _ANNOUNCED:
+        return False
+    _ANNOUNCED.add(key)
+    logger.log(level, message, *args)
+    return True
+
+
 def _check_file(path):
     """Raise `AudioFileMissingError` or `EmptyAudioError` before soundfile sees the file."""
     path = Path(path)
@@ -84,8 +144,140 @@ def _check_file(path):
     return path
 
 
+def _riff_chunks(stream):
+    """``(chunk id, size, stream position of its body)`` of the chunks of a RIFF file."""
+    for _ in range(_RIFF_MAX_CHUNKS):
+        header = stream.read(8)
+        if len(header) < 8:
+            return
+        chunk_id, size = header[:4], int.from_bytes(header[4:], "little")
+        start = stream.tell()
+        yield chunk_id, size, start
+        stream.seek(start + size + (size & 1))  # chunks are padded to an even size
+
+
+def riff_declared_frames(path):
+    """Frames that the data chunk of a WAV (RIFF or RF64) file declares, read from its header.
+
+    libsndfile clamps the frame count of a WAV file to what the file holds, so a
+    file cut short looks like a short clip; the size written in its ``data``
+    chunk still tells how long it was meant to be.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A WAV file.
+
+    Returns
+    -------
+    int or None
+        The declared number of frames; None when the file is no little-endian
+        RIFF/RF64 WAV or its header leaves the length open (a streaming placeholder).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> import numpy as np, soundfile as sf
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> sf.write(path, np.zeros((1000, 2), dtype="float32"), 16000, subtype="PCM_16")
+    >>> riff_declared_frames(path)
+    1000
+    >>> _ = open(path, "r+b").truncate(100)  # cut the file short
+    >>> riff_declared_frames(path), sf.info(path).frames
+    (1000, 14)
+    """
+    block_align, ds64_data_size = None, None
+    with open(path, "rb") as stream:
+        riff = stream.read(12)
+        if len(riff) < 12 or riff[:4] not in (b"RIFF", b"RF64") or riff[8:] != b"WAVE":
+            return None
+        for chunk_id, size, start in _riff_chunks(stream):
+            if chunk_id in (b"fmt ", b"ds64"):
+                body = stream.read(min(size, 32))
+                if chunk_id == b"fmt " and len(body) >= 14:
+                    block_align = int.from_bytes(body[12:14], "little")
+                elif chunk_id == b"ds64" and len(body) >= 16:
+                    ds64_data_size = int.from_bytes(body[8:16], "little")
+            elif chunk_id == b"data":
+                if size == 0xFFFFFFFF and ds64_data_size is not None:
+                    size = ds64_data_size
+                if not block_align or size in _UNKNOWN_CHUNK_SIZES:
+                    return None
+                return size // block_align
+    return None
+
+
+def _decodable_frames(path):
+    """Frames that actually decode, reading block by block until the data ends or breaks."""
+    count = 0
+    try:
+        with sf.SoundFile(str(path)) as stream:
+            while True:
+                block = stream.read(_DECODE_BLOCK, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                count += len(block)
+    except (sf.SoundFileError, RuntimeError):
+        pass
+    return count
+
+
+def _truncation_error(path, declared, actual, sample_rate):
+    """The `TruncatedAudioError` naming the file and both lengths."""
+    return TruncatedAudioError(
+        f"Audio file {path} is truncated: its header declares {declared} frames "
+        f"({declared / sample_rate:.3f} s at {sample_rate} Hz) but it holds only {actual} "
+        f"({actual / sample_rate:.3f} s). Copy or download it again, or drop it with "
+        "on_bad_audio: skip."
+    )
+
+
+def _check_length(path, declared, actual, sample_rate):
+    """Raise `TruncatedAudioError` when ``actual`` falls short of ``declared`` beyond tolerance."""
+    if declared is None:
+        return
+    tolerance = max(1, int(round(TRUNCATION_TOLERANCE_S * sample_rate)))
+    if declared - actual > tolerance:
+        raise _truncation_error(path, declared, actual, sample_rate)
+
+
+def _declared_frames(path, info):
+    """Length the header declares: WAV's RIFF data chunk, FLAC's STREAMINFO; None otherwise.
+
+    Other formats (OGG, MP3) have no declared length that decoding must reach.
+    """
+    if info.format in _RIFF_FORMATS:
+        return riff_declared_frames(path)
+    if info.format == "FLAC":
+        return int(info.frames)
+    return None
+
+
+def _check_header_length(path, info):
+    """Cheap truncation check from the header, before decoding anything.
+
+    WAV: the data chunk's declared size against the frames libsndfile found.
+    FLAC: its STREAMINFO frame count is only a promise, so the last frame is
+    sought and read; only when that fails is the file decoded to count its frames.
+    """
+    if info.format in _RIFF_FORMATS:
+        _check_length(path, riff_declared_frames(path), int(info.frames), info.samplerate)
+    elif info.format == "FLAC":
+        try:
+            with sf.SoundFile(str(path)) as stream:
+                stream.seek(info.frames - 1)
+                last = stream.read(1, dtype="float32")
+        except (sf.SoundFileError, RuntimeError):
+            last = []
+        if len(last) == 0:
+            _check_length(path, int(info.frames), _decodable_frames(path), info.samplerate)
+
+
 def audio_info(path):
     """Read the header of an audio file without decoding the samples.
+
+    The length the header declares is checked against what the file holds
+    (cheaply: the RIFF data chunk of a WAV file, the last frame of a FLAC file).
 
     Arguments
     ---------
@@ -99,7 +291,7 @@ def audio_info(path):
 
     Raises
     ------
-    AudioFileMissingError, AudioDecodeError, EmptyAudioError
+    AudioFileMissingError, AudioDecodeError, TruncatedAudioError, EmptyAudioError
 
     Example
     -------
@@ -117,6 +309,7 @@ def audio_info(path):
         raise AudioDecodeError(f"Cannot read audio file {path}: {err}") from err
     if info.frames <= 0:
         raise EmptyAudioError(f"Audio file has no samples: {path}")
+    _check_header_length(path, info)
     return AudioInfo(
         num_frames=int(info.frames),
         sample_rate=int(info.samplerate),
@@ -125,12 +318,59 @@ def audio_info(path):
     )
 
 
+def _decode(path):
+    """All samples ``(frames, channels)`` and the rate; truncation and decode errors named."""
+    try:
+        info = sf.info(str(path))
+        declared = _declared_frames(path, info)
+    except (sf.SoundFileError, RuntimeError) as err:
+        raise AudioDecodeError(f"Cannot decode audio file {path}: {err}") from err
+    try:
+        samples, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as err:
+        _check_length(path, declared, _decodable_frames(path), info.samplerate)
+        raise AudioDecodeError(f"Cannot decode audio file {path}: {err}") from err
+    if len(samples):
+        _check_length(path, declared, len(samples), sample_rate)
+    return samples, sample_rate
+
+
+def _to_mono(samples, path):
+    """Average the channels of ``(frames, channels)`` samples (announced once per file)."""
+    channels = samples.shape[1]
+    if channels == 1:
+        return samples[:, 0]
+    announce_once(
+        "mixdown", path, logging.INFO, "Mixing %d channels down to mono: %s", channels, path
+    )
+    return samples.mean(axis=1)
+
+
+def _warn_if_shorter_than_a_window(waveform, sample_rate, path):
+    """Warn (once per file) that a clip is too short for one 25 ms window."""
+    window = int(round(MIN_CLIP_S * sample_rate))
+    if waveform.numel() < window:
+        announce_once(
+            "short",
+            path,
+            logging.WARNING,
+            "Clip %s holds %d samples at %d Hz, shorter than one 25 ms window (%d samples); "
+            "its features are computed on a zero-padded window",
+            path,
+            waveform.numel(),
+            sample_rate,
+            window,
+        )
+
+
 def load_audio(path, target_sample_rate=16000):
     """Load an audio file as a mono float32 waveform.
 
     Multichannel audio is mixed down by averaging the channels; audio at another
     rate is resampled to ``target_sample_rate``. Both are logged at INFO level,
-    because a corpus that is silently resampled is a common source of surprises.
+    once per file and process, because a corpus that is silently resampled is a
+    common source of surprises. A clip shorter than one 25 ms window is warned
+    about (once per file): its features come from a zero-padded window.
 
     Arguments
     ---------
@@ -146,7 +386,8 @@ def load_audio(path, target_sample_rate=16000):
 
     Raises
     ------
-    AudioFileMissingError, AudioDecodeError, EmptyAudioError, NonFiniteAudioError
+    AudioFileMissingError, AudioDecodeError, TruncatedAudioError, EmptyAudioError,
+    NonFiniteAudioError
 
     Example
     -------
@@ -159,29 +400,29 @@ def load_audio(path, target_sample_rate=16000):
     (torch.Size([16000]), torch.float32)
     """
     path = _check_file(path)
-    try:
-        samples, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as err:
-        raise AudioDecodeError(f"Cannot decode audio file {path}: {err}") from err
-
-    num_frames, channels = samples.shape
-    if num_frames == 0:
+    samples, sample_rate = _decode(path)
+    if samples.shape[0] == 0:
         raise EmptyAudioError(f"Audio file has no samples: {path}")
     finite = np.isfinite(samples)
     if not finite.all():
         num_bad = int(samples.size - finite.sum())
         raise NonFiniteAudioError(f"Audio file {path} contains {num_bad} NaN or infinite sample(s)")
 
-    if channels > 1:
-        logger.info("Mixing %d channels down to mono: %s", channels, path)
-        samples = samples.mean(axis=1)
-    else:
-        samples = samples[:, 0]
-    waveform = torch.from_numpy(np.ascontiguousarray(samples))
-
+    waveform = torch.from_numpy(np.ascontiguousarray(_to_mono(samples, path)))
+    output_rate = sample_rate
     if target_sample_rate is not None and sample_rate != target_sample_rate:
-        logger.info("Resampling %s from %d Hz to %d Hz", path, sample_rate, target_sample_rate)
+        announce_once(
+            "resample",
+            path,
+            logging.INFO,
+            "Resampling %s from %d Hz to %d Hz",
+            path,
+            sample_rate,
+            target_sample_rate,
+        )
         waveform = torchaudio.functional.resample(
             waveform, orig_freq=sample_rate, new_freq=target_sample_rate
         )
+        output_rate = target_sample_rate
+    _warn_if_shorter_than_a_window(waveform, output_rate, path)
     return waveform.to(torch.float32)

@@ -38,14 +38,18 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .manifest import (
     ManifestError,
+    PreparationStamp,
     atomic_open,
-    manifests_exist,
+    check_class_coverage,
+    find_files,
+    resolved_path,
     validate_audio_rows,
     write_manifest_atomic,
 )
@@ -59,6 +63,7 @@ SEGMENT_FILES = {
 }
 CLASS_LABELS_FILE = "class_labels_indices.csv"
 LABELS_JSON = "audioset_labels.json"
+STAMP_NAME = "audioset"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 DOWNLOAD_HINT = (
     "The segment lists and class_labels_indices.csv are linked from "
@@ -121,26 +126,44 @@ def clip_keys(stem):
 
 
 def _index_audio(audio_folder):
-    """Map every clip key found under ``audio_folder`` to its file (first in sorted order)."""
+    """Map every clip key found under ``audio_folder`` to its file (first in sorted order).
+
+    Extensions match in any case (``.WAV``, ``.Flac``); hidden files are left out."""
     index = {}
-    files = (
-        path
-        for path in audio_folder.rglob("*")
-        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
-    )
-    for path in sorted(tqdm(files, desc="Indexing AudioSet audio", unit="file")):
+    files = find_files(audio_folder, "**/*", AUDIO_EXTENSIONS)
+    for path in tqdm(files, desc="Indexing AudioSet audio", unit="file"):
         for key in clip_keys(path.stem):
             index.setdefault(key, path)
     return index
 
 
 def _read_class_labels(path):
-    """Read ``class_labels_indices.csv`` into ``{mid: (index, display_name)}``."""
+    """Read ``class_labels_indices.csv`` into ``{mid: (index, display_name)}``.
+
+    The indices must be 0..N-1, each once: the fine-tuning recipe builds its label
+    encoder in this order, so encoder index and ``mid_to_index`` agree by construction.
+    A UTF-8 BOM is ignored.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"AudioSet class list not found: {path}. {DOWNLOAD_HINT}")
-    with open(path, newline="", encoding="utf-8") as csv_file:
+    with open(path, newline="", encoding="utf-8-sig") as csv_file:
         reader = csv.DictReader(csv_file, skipinitialspace=True)
-        return {row["mid"]: (int(row["index"]), row["display_name"]) for row in reader}
+        missing = [
+            name
+            for name in ("index", "mid", "display_name")
+            if name not in (reader.fieldnames or [])
+        ]
+        if missing:
+            raise ManifestError(f"{path} lacks the column(s) {missing}; {DOWNLOAD_HINT}")
+        classes = {row["mid"]: (int(row["index"]), row["display_name"]) for row in reader}
+    indices = sorted(index for index, _ in classes.values())
+    if indices != list(range(len(classes))):
+        raise ManifestError(
+            f"{path}: the class indices must be 0..{len(classes) - 1}, each once (one row per "
+            f"mid), got {len(indices)} rows with indices {indices[:5]}...; use the official "
+            "class_labels_indices.csv or renumber the rows"
+        )
+    return classes
 
 
 def _read_segments(path, classes):
@@ -148,7 +171,7 @@ def _read_segments(path, classes):
     if not path.is_file():
         raise FileNotFoundError(f"AudioSet segment list not found: {path}. {DOWNLOAD_HINT}")
     segments = []
-    with open(path, newline="", encoding="utf-8") as csv_file:
+    with open(path, newline="", encoding="utf-8-sig") as csv_file:
         lines = (line for line in csv_file if line.strip() and not line.startswith("#"))
         for ytid, start, _end, labels in csv.reader(lines, skipinitialspace=True):
             mids = [mid.strip() for mid in labels.split(",") if mid.strip()]
@@ -175,10 +198,14 @@ def prepare_audioset(
     For each segment ``<save_folder>/audioset_<segment>.csv`` gets the columns
     ``ID,duration,wav,labels``, where ``ID`` is ``<YTID>_<start seconds>`` and
     ``labels`` the label mids joined by ``;``. ``<save_folder>/audioset_labels.json``
-    maps each mid to its class index and display name. Listed clips with no
-    audio file are counted as missing and logged; they are not an error. When all
-    outputs exist nothing is done. Under DDP wrap the call in
-    ``speechbrain.utils.distributed.run_on_main``.
+    maps each mid to its class index (the order of ``class_labels_indices.csv``,
+    which the fine-tuning recipe's label encoder follows) and display name.
+    Listed clips with no audio file are counted as missing and logged, with a
+    WARNING giving the clips kept/listed per class; they are not an error. Audio
+    files are found whatever the case of their extension. When the stamp
+    ``audioset.prepared.json`` matches ``data_folder``, ``segments`` and
+    ``on_bad_audio`` nothing is done (see `ssast_sb.data.manifest.PreparationStamp`).
+    Under DDP wrap the call in ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
     ---------
@@ -191,21 +218,24 @@ def prepare_audioset(
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
-        What to do with a clip that is unreadable or empty (see
+        What to do with a clip that is unreadable, truncated or empty (see
         `ssast_sb.data.manifest.validate_audio_rows`).
     force : bool
-        Rewrite the outputs even when they all exist.
+        Rewrite the outputs even when their stamp matches.
 
     Returns
     -------
     dict or None
         Per segment: ``listed``, ``found``, ``missing`` and ``kept`` clip counts
-        plus the ``bad_audio`` counts of `validate_audio_rows`; None when skipped.
+        plus the ``bad_audio`` counts of `validate_audio_rows`; ``short_classes``
+        (per segment, classes with clips missing); None when skipped.
 
     Raises
     ------
     FileNotFoundError
         When a segment CSV, ``class_labels_indices.csv`` or ``audio/`` is absent.
+    ssast_sb.data.manifest.ManifestError
+        When ``class_labels_indices.csv`` is not numbered 0..N-1.
 
     Example
     -------
@@ -223,11 +253,10 @@ def prepare_audioset(
         raise ValueError(
             f"Unknown AudioSet segment(s) {unknown}; choose from {list(SEGMENT_FILES)}"
         )
-    segment_csvs = {segment: save_folder / f"audioset_{segment}.csv" for segment in segments}
-    labels_json = save_folder / LABELS_JSON
-    if not force and manifests_exist([*segment_csvs.values(), labels_json]):
-        logger.info("AudioSet manifests already in %s, skipping preparation", save_folder)
+    stamp = _audioset_stamp(data_folder, save_folder, segments, on_bad_audio)
+    if stamp.is_current(force):
         return None
+    stamp.invalidate()
 
     classes = _read_class_labels(data_folder / CLASS_LABELS_FILE)
     listed = {
@@ -243,49 +272,85 @@ def prepare_audioset(
     index = _index_audio(audio_folder)
 
     save_folder.mkdir(parents=True, exist_ok=True)
-    summary = {}
+    summary, listed_counts, kept_counts = {}, {}, {}
     for segment, clips in listed.items():
-        rows, missing_ids, seen = [], [], set()
-        for ytid, start_ms, mids in clips:
-            clip_id = f"{ytid}_{start_ms / 1000:.3f}"
-            if clip_id in seen:
-                logger.debug("Repeated AudioSet segment %s in %s", clip_id, segment)
-                continue
-            seen.add(clip_id)
-            path = index.get((ytid, start_ms)) or index.get((ytid, None))
-            if path is None:
-                missing_ids.append(clip_id)
-                continue
-            rows.append({"ID": clip_id, "wav": os.path.abspath(path), "labels": ";".join(mids)})
+        rows, missing_ids, listed_counts[segment] = _segment_rows(segment, clips, index)
         found = len(rows)
         rows, check = validate_audio_rows(rows, on_bad_audio)
-        write_manifest_atomic(rows, segment_csvs[segment], FIELDNAMES)
+        kept_counts[segment] = Counter(mid for row in rows for mid in row["labels"].split(";"))
+        write_manifest_atomic(rows, save_folder / f"audioset_{segment}.csv", FIELDNAMES)
         summary[segment] = {
-            "listed": len(seen),
+            "listed": found + len(missing_ids),
             "found": found,
             "missing": len(missing_ids),
             "kept": len(rows),
             "bad_audio": check,
         }
-        logger.info(
-            "AudioSet %s: %d listed, %d found, %d missing, %d written -> %s",
-            segment,
-            len(seen),
-            found,
-            len(missing_ids),
-            len(rows),
-            segment_csvs[segment],
-        )
-        if missing_ids:
-            logger.info("AudioSet %s: first missing clips: %s", segment, missing_ids[:5])
-        if not rows:
-            logger.warning("AudioSet %s: no usable clip found under %s", segment, audio_folder)
+        _log_segment(segment, summary[segment], missing_ids, save_folder, audio_folder)
+    # Downloads are always partial: classes short of clips are warned about, not an error.
+    summary["short_classes"] = check_class_coverage(
+        "AudioSet", "the segment lists", listed_counts, kept_counts, required={}
+    )
+    _write_label_map(classes, save_folder / LABELS_JSON)
+    stamp.write(summary)
+    return summary
 
-    # Written last: its presence means every segment manifest is complete.
+
+def _audioset_stamp(data_folder, save_folder, segments, on_bad_audio):
+    """The stamp of the segment manifests and the label map (last in ``outputs``)."""
+    outputs = [save_folder / f"audioset_{segment}.csv" for segment in segments]
+    outputs.append(save_folder / LABELS_JSON)
+    options = {
+        "data_folder": resolved_path(data_folder),
+        "segments": segments,
+        "on_bad_audio": on_bad_audio,
+    }
+    return PreparationStamp(
+        save_folder, STAMP_NAME, prepare_audioset, options, outputs, "AudioSet manifests"
+    )
+
+
+def _segment_rows(segment, clips, index):
+    """Rows (without duration) of the listed clips found on disk, the missing clip IDs, and
+    the clips listed per class (each clip once)."""
+    rows, missing_ids, seen, listed = [], [], set(), Counter()
+    for ytid, start_ms, mids in clips:
+        clip_id = f"{ytid}_{start_ms / 1000:.3f}"
+        if clip_id in seen:
+            logger.debug("Repeated AudioSet segment %s in %s", clip_id, segment)
+            continue
+        seen.add(clip_id)
+        listed.update(mids)
+        path = index.get((ytid, start_ms)) or index.get((ytid, None))
+        if path is None:
+            missing_ids.append(clip_id)
+            continue
+        rows.append({"ID": clip_id, "wav": os.path.abspath(path), "labels": ";".join(mids)})
+    return rows, missing_ids, listed
+
+
+def _log_segment(segment, counts, missing_ids, save_folder, audio_folder):
+    """One line of counts per segment, the first missing clips, and a warning if none is left."""
+    logger.info(
+        "AudioSet %s: %d listed, %d found, %d missing, %d written -> %s",
+        segment,
+        counts["listed"],
+        counts["found"],
+        counts["missing"],
+        counts["kept"],
+        save_folder / f"audioset_{segment}.csv",
+    )
+    if missing_ids:
+        logger.info("AudioSet %s: first missing clips: %s", segment, missing_ids[:5])
+    if not counts["kept"]:
+        logger.warning("AudioSet %s: no usable clip found under %s", segment, audio_folder)
+
+
+def _write_label_map(classes, path):
+    """``audioset_labels.json``: each mid's class index (the label encoder's order) and name."""
     label_map = {
         "mid_to_index": {mid: index for mid, (index, _) in classes.items()},
         "display_names": {mid: name for mid, (_, name) in classes.items()},
     }
-    with atomic_open(labels_json) as json_file:
+    with atomic_open(path) as json_file:
         json.dump(label_map, json_file, indent=1, ensure_ascii=False)
-    return summary

@@ -33,23 +33,28 @@ Example
 
 import csv
 import hashlib
-import json
+import http.client
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .manifest import (
+    ListedFiles,
     ManifestError,
-    atomic_open,
-    manifests_exist,
+    PreparationStamp,
+    check_class_coverage,
     read_manifest,
+    remove_obsolete,
+    resolved_path,
     validate_audio_rows,
     write_manifest_atomic,
 )
@@ -61,7 +66,10 @@ RELEASE_FOLDER = "ESC-50-master"
 META_FILE = Path("meta") / "esc50.csv"
 META_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 NUM_FOLDS = 5
-LABELS_JSON = "esc50_labels.json"
+#: Written by earlier versions: class names in the official target order, which is not
+#: the fine-tuning label encoder's (sorted) order. Removed when the manifests are rebuilt.
+OBSOLETE_LABELS_JSON = "esc50_labels.json"
+STAMP_NAME = "esc50"
 FIELDNAMES = ["ID", "duration", "wav", "label", "target", "fold"]
 
 
@@ -73,26 +81,89 @@ def _sha256_of(path, chunk_bytes=1 << 20):
     return digest.hexdigest()
 
 
-def _fetch(url, destination, chunk_bytes=1 << 20):
+class DownloadError(OSError):
+    """A dataset archive could not be downloaded (no network, wrong address, ...)."""
+
+
+#: Failures of the network side of a download (not of the local disk).
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def format_size(num_bytes):
+    """A byte count in decimal units, e.g. ``"2.3 GB"``.
+
+    Arguments
+    ---------
+    num_bytes : int or None
+
+    Returns
+    -------
+    str
+        ``"unknown size"`` when ``num_bytes`` is None.
+
+    Example
+    -------
+    >>> format_size(2_300_000_000), format_size(512), format_size(None)
+    ('2.3 GB', '512 B', 'unknown size')
+    """
+    if num_bytes is None:
+        return "unknown size"
+    units = ("B", "kB", "MB", "GB", "TB")
+    size, unit = float(num_bytes), 0
+    while size >= 1000 and unit < len(units) - 1:
+        size, unit = size / 1000, unit + 1
+    return f"{int(size)} B" if unit == 0 else f"{size:.1f} {units[unit]}"
+
+
+def _download_failed(url, destination, target_folder, size, error):
+    """The `DownloadError` naming the address, the cause and how to do without a download."""
+    reason = getattr(error, "reason", None) or error
+    size_text = f" ({format_size(size)})" if size else ""
+    return DownloadError(
+        f"Could not download {url}{size_text} to {destination}: {reason}. "
+        f"Without network access, fetch that archive elsewhere and unpack it so that "
+        f"{target_folder} exists, then run again with download=False (--download False "
+        "in the recipes), which uses the data on disk and never downloads."
+    )
+
+
+def _open_url(url, destination, target_folder, size_hint):
+    """Open ``url``; log what is downloaded, where to and how big, before any byte arrives."""
+    try:
+        response = urllib.request.urlopen(url)
+    except _NETWORK_ERRORS as error:
+        raise _download_failed(url, destination, target_folder, size_hint, error) from None
+    length = response.headers.get("Content-Length")
+    size = int(length) if length and length.isdigit() else size_hint
+    logger.info("Downloading %s (%s) to %s", url, format_size(size), destination)
+    return response, size
+
+
+def _fetch(url, destination, target_folder, size_hint=None, chunk_bytes=1 << 20):
     """Stream ``url`` into ``destination`` through a temporary file; return its sha256."""
     digest = hashlib.sha256()
+    response, size = _open_url(url, destination, target_folder, size_hint)
     fd, tmp_name = tempfile.mkstemp(
         dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
     )
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
-            total = response.headers.get("Content-Length")
+        with os.fdopen(fd, "wb") as out, response:
             with tqdm(
-                total=int(total) if total else None,
-                unit="B",
-                unit_scale=True,
-                desc=f"Downloading {destination.name}",
+                total=size, unit="B", unit_scale=True, desc=f"Downloading {destination.name}"
             ) as progress:
                 for chunk in iter(lambda: response.read(chunk_bytes), b""):
                     out.write(chunk)
                     digest.update(chunk)
                     progress.update(len(chunk))
         os.replace(tmp_name, destination)
+    except _NETWORK_ERRORS as error:
+        os.remove(tmp_name)
+        raise _download_failed(url, destination, target_folder, size, error) from None
     except BaseException:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
@@ -112,10 +183,13 @@ def _extract(archive, folder):
         raise ValueError(f"{archive} is neither a zip nor a tar archive")
 
 
-def download_and_extract(url, target_folder, sha256=None, keep_archive=True):
+def download_and_extract(url, target_folder, sha256=None, keep_archive=True, size_hint=None):
     """Download an archive and unpack it as ``target_folder``, atomically.
 
-    The archive is streamed to a temporary file next to ``target_folder`` and
+    The address, the destination and the size (the server's ``Content-Length``,
+    else ``size_hint``) are logged before the first byte is fetched; a failed
+    download raises `DownloadError`, which says how to do without one. The
+    archive is streamed to a temporary file next to ``target_folder`` and
     renamed once complete; its SHA-256 is checked against ``sha256`` when given,
     and logged otherwise so that it can be pinned. It is then unpacked into a
     temporary folder, which is renamed to ``target_folder`` only once extraction
@@ -136,6 +210,8 @@ def download_and_extract(url, target_folder, sha256=None, keep_archive=True):
     keep_archive : bool
         Keep the downloaded archive next to ``target_folder`` (reused by a
         later call); delete it after extraction otherwise.
+    size_hint : int, optional
+        Expected size in bytes, logged when the server does not send one.
 
     Returns
     -------
@@ -144,6 +220,8 @@ def download_and_extract(url, target_folder, sha256=None, keep_archive=True):
 
     Raises
     ------
+    DownloadError
+        When the archive cannot be fetched (no network, wrong address).
     ValueError
         When the digest differs from ``sha256`` (the archive is deleted).
 
@@ -170,8 +248,7 @@ def download_and_extract(url, target_folder, sha256=None, keep_archive=True):
         logger.info("Reusing the downloaded archive %s", archive)
         digest = _sha256_of(archive)
     else:
-        logger.info("Downloading %s to %s", url, archive)
-        digest = _fetch(url, archive)
+        digest = _fetch(url, archive, target_folder, size_hint)
     if sha256 is None:
         logger.info("SHA-256 of %s: %s (pass it as sha256= to pin it)", archive.name, digest)
     elif digest.lower() != sha256.lower():
@@ -259,8 +336,8 @@ def _find_release(data_folder):
 
 
 def _read_meta(path):
-    """Read ``esc50.csv`` into rows with integer ``fold`` and ``target``."""
-    with open(path, newline="", encoding="utf-8") as csv_file:
+    """Read ``esc50.csv`` into rows with integer ``fold`` and ``target`` (UTF-8 BOM ignored)."""
+    with open(path, newline="", encoding="utf-8-sig") as csv_file:
         reader = csv.DictReader(csv_file)
         header = reader.fieldnames or []
         missing = [name for name in META_COLUMNS[:4] if name not in header]
@@ -334,6 +411,51 @@ def _write_cross_validation(save_folder, test_fold):
         write_manifest_atomic(rows, paths[split], CV_FIELDNAMES)
 
 
+def _fold_rows(entries, release, fold, finder):
+    """Rows (without duration) of one official fold; file names matched in any case."""
+    rows = []
+    for entry in entries:
+        if entry["fold"] != fold:
+            continue
+        listed = release / "audio" / entry["filename"]
+        rows.append(
+            {
+                "ID": Path(entry["filename"]).stem,
+                "wav": os.path.abspath(finder.find(listed) or listed),
+                "label": entry["category"],
+                "target": entry["target"],
+                "fold": fold,
+            }
+        )
+    return rows
+
+
+def _esc50_stamp(data_folder, save_folder, on_bad_audio):
+    """The stamp of the five per-fold manifests."""
+    outputs = [save_folder / f"esc50_fold{fold}.csv" for fold in range(1, NUM_FOLDS + 1)]
+    options = {"data_folder": resolved_path(data_folder), "on_bad_audio": on_bad_audio}
+    return PreparationStamp(
+        save_folder, STAMP_NAME, prepare_esc50, options, outputs, "ESC-50 manifests"
+    )
+
+
+def _checked_folds(entries, release, meta_path, on_bad_audio):
+    """Validated rows and counts per fold; a class lost from a fold is an error."""
+    finder, rows, summary = ListedFiles(), {}, {}
+    for fold in range(1, NUM_FOLDS + 1):
+        name = f"fold{fold}"
+        rows[name], summary[name] = validate_audio_rows(
+            _fold_rows(entries, release, fold, finder), on_bad_audio
+        )
+    listed = {
+        f"fold{fold}": Counter(e["category"] for e in entries if e["fold"] == fold)
+        for fold in range(1, NUM_FOLDS + 1)
+    }
+    kept = {name: Counter(row["label"] for row in fold_rows) for name, fold_rows in rows.items()}
+    summary["short_classes"] = check_class_coverage("ESC-50", meta_path, listed, kept)
+    return rows, summary
+
+
 def prepare_esc50(
     data_folder,
     save_folder,
@@ -343,16 +465,20 @@ def prepare_esc50(
     on_bad_audio="error",
     force=False,
 ):
-    """Write one ESC-50 manifest per official fold, the class list and the CV folds asked for.
+    """Write one ESC-50 manifest per official fold, and the cross-validation folds asked for.
 
     Outputs are ``<save_folder>/esc50_fold{1..5}.csv`` with the columns
     ``ID,duration,wav,label,target,fold`` (``label`` is the category name,
-    ``target`` its official index) and ``<save_folder>/esc50_labels.json``, the
-    category names in target order. For each fold ``k`` of ``folds`` the
-    cross-validation manifests are written too: ``esc50_fold<k>_train.csv`` (the
-    other four folds) and ``esc50_fold<k>_test.csv`` (see
-    :func:`cross_validation_manifests`). The per-fold manifests are not rewritten
-    when they all exist. Under DDP wrap the call in
+    ``target`` its official index) and the stamp ``esc50.prepared.json``, which
+    records the options that made them and the clip counts per class (see
+    `ssast_sb.data.manifest.PreparationStamp`). No class list is written: the
+    class order is the fine-tuning label encoder's (``label_encoder.txt``).
+    For each fold ``k`` of ``folds`` the cross-validation manifests are written
+    too, from the per-fold ones: ``esc50_fold<k>_train.csv`` (the other four
+    folds) and ``esc50_fold<k>_test.csv`` (see :func:`cross_validation_manifests`).
+    The per-fold manifests are reused when their stamp matches ``data_folder``
+    and ``on_bad_audio``. File names of the metadata match files on disk in any
+    extension case. Under DDP wrap the call in
     ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
@@ -369,21 +495,25 @@ def prepare_esc50(
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
-        What to do with a listed clip that is missing, unreadable or empty (see
-        `ssast_sb.data.manifest.validate_audio_rows`).
+        What to do with a listed clip that is missing, unreadable, truncated or
+        empty (see `ssast_sb.data.manifest.validate_audio_rows`).
     force : bool
-        Rewrite the outputs even when they all exist.
+        Rewrite the outputs even when their stamp matches.
 
     Returns
     -------
     dict or None
         ``fold1`` .. ``fold5``: the counts of `validate_audio_rows`;
-        ``num_classes``: number of categories; None when skipped.
+        ``num_classes``; ``class_counts`` (clips kept per class, in sorted
+        order); ``short_classes`` (classes that lost clips, per fold); None when
+        skipped.
 
     Raises
     ------
     FileNotFoundError
         When the release is not found, saying what to download and where to put it.
+    ssast_sb.data.manifest.ClassLostError
+        When a fold has no clip left of a class the metadata lists in it.
 
     Example
     -------
@@ -395,13 +525,11 @@ def prepare_esc50(
         logger.info("Skipping ESC-50 preparation (skip_prep=True)")
         return None
     data_folder, save_folder = Path(data_folder), Path(save_folder)
-    fold_csvs = {fold: save_folder / f"esc50_fold{fold}.csv" for fold in range(1, NUM_FOLDS + 1)}
-    labels_json = save_folder / LABELS_JSON
-    if not force and manifests_exist([*fold_csvs.values(), labels_json]):
-        logger.info("ESC-50 manifests already in %s, skipping preparation", save_folder)
-        for fold in folds:
-            _write_cross_validation(save_folder, fold)
+    stamp = _esc50_stamp(data_folder, save_folder, on_bad_audio)
+    if stamp.is_current(force):
+        _write_folds(save_folder, folds)
         return None
+    stamp.invalidate()
 
     if download and not any((c / META_FILE).is_file() for c in _release_candidates(data_folder)):
         download_esc50(data_folder)
@@ -413,26 +541,25 @@ def prepare_esc50(
         "ESC-50: %d clips of %d classes listed in %s", len(entries), len(class_names), meta_path
     )
 
-    summary = {"num_classes": len(class_names)}
-    for fold, fold_csv in fold_csvs.items():
-        rows = [
-            {
-                "ID": Path(entry["filename"]).stem,
-                "wav": os.path.abspath(release / "audio" / entry["filename"]),
-                "label": entry["category"],
-                "target": entry["target"],
-                "fold": fold,
-            }
-            for entry in entries
-            if entry["fold"] == fold
-        ]
-        rows, summary[f"fold{fold}"] = validate_audio_rows(rows, on_bad_audio)
-        write_manifest_atomic(rows, fold_csv, FIELDNAMES)
-        logger.info("ESC-50 fold %d: %d clips -> %s", fold, len(rows), fold_csv)
+    rows, summary = _checked_folds(entries, release, meta_path, on_bad_audio)
+    for fold_csv in stamp.outputs:
+        fold_rows = rows[fold_csv.stem.split("_")[-1]]
+        write_manifest_atomic(fold_rows, fold_csv, FIELDNAMES)
+        logger.info("ESC-50 %s: %d clips -> %s", fold_csv.stem, len(fold_rows), fold_csv)
+    counts = Counter(row["label"] for fold_rows in rows.values() for row in fold_rows)
+    summary["num_classes"] = len(class_names)
+    summary["class_counts"] = dict(sorted(counts.items()))
+    remove_obsolete(
+        save_folder / OBSOLETE_LABELS_JSON,
+        "its class order (the official targets) is not the model's; the label encoder "
+        "saved with the model (label_encoder.txt) is the class list",
+    )
+    stamp.write(summary)
+    _write_folds(save_folder, folds)
+    return summary
 
-    # Written last: its presence means every fold manifest is complete.
-    with atomic_open(labels_json) as json_file:
-        json.dump(class_names, json_file, indent=1, ensure_ascii=False)
+
+def _write_folds(save_folder, folds):
+    """The cross-validation manifests of ``folds``, rebuilt from the per-fold manifests."""
     for fold in folds:
         _write_cross_validation(save_folder, fold)
-    return summary

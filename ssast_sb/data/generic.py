@@ -19,21 +19,24 @@ Example
 """
 
 import csv
+import hashlib
 import json
 import logging
 import os
 import random
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .manifest import (
     REQUIRED_COLUMNS,
     ManifestError,
-    manifests_exist,
+    PreparationStamp,
+    check_class_coverage,
+    find_files,
     read_manifest,
+    resolved_path,
     unique_ids,
     validate_audio_rows,
     write_manifest_atomic,
@@ -90,13 +93,11 @@ def _entry_row(entry, root, where):
 
 
 def _rows_from_folder(folder, extensions):
-    """One row per audio file found recursively under ``folder``, sorted by path."""
-    extensions = {ext.lower() for ext in extensions}
-    files = sorted(
-        path
-        for path in tqdm(folder.rglob("*"), desc=f"Scanning {folder.name}", unit="file")
-        if path.suffix.lower() in extensions and path.is_file()
-    )
+    """One row per audio file found recursively under ``folder``, sorted by path.
+
+    Extensions match in any case (``.WAV``, ``.Flac``); hidden files are left out."""
+    extensions = sorted({ext.lower() for ext in extensions})
+    files = find_files(folder, "**/*", extensions, progress=f"Scanning {folder.name}")
     if not files:
         raise FileNotFoundError(f"No audio files with extensions {sorted(extensions)} in {folder}")
     relative = [path.relative_to(folder) for path in files]
@@ -129,8 +130,10 @@ def _rows_from_entries(entries, root):
 
 
 def _csv_entries(csv_path):
-    """``(where, ID, row)`` triples of a CSV source with a ``wav`` or ``path`` column."""
-    with open(csv_path, newline="", encoding="utf-8") as csv_file:
+    """``(where, ID, row)`` triples of a CSV source with a ``wav`` or ``path`` column.
+
+    A UTF-8 byte-order mark (as spreadsheet programs write) is ignored."""
+    with open(csv_path, newline="", encoding="utf-8-sig") as csv_file:
         reader = csv.DictReader(csv_file, skipinitialspace=True)
         header = reader.fieldnames or []
         if "wav" not in header and "path" not in header:
@@ -143,7 +146,7 @@ def _csv_entries(csv_path):
 
 def _json_entries(json_path):
     """``(where, ID, entry)`` triples of a SpeechBrain-style or SSAST-style JSON source."""
-    with open(json_path, encoding="utf-8") as json_file:
+    with open(json_path, encoding="utf-8-sig") as json_file:
         data = json.load(json_file)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         # Original SSAST: {"data": [{"wav": ..., "labels": ...}, ...]}
@@ -180,7 +183,11 @@ def prepare_generic(
     default the folder of that file), and every path must stay under it: a
     path that escapes through ``..`` or points elsewhere is refused, so a
     manifest cannot pull in files from outside the dataset. Durations are always
-    measured from the audio. Under DDP wrap the call in
+    measured from the audio. The manifest is reused when its stamp
+    ``<name>.prepared.json`` matches the source (for a CSV or JSON, its content
+    too), ``extensions``, ``data_root`` and ``on_bad_audio`` (see
+    `ssast_sb.data.manifest.PreparationStamp`); files added to a source folder
+    need ``force=True``. Under DDP wrap the call in
     ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
@@ -194,14 +201,14 @@ def prepare_generic(
     skip_prep : bool
         If True, do nothing.
     extensions : sequence of str
-        File extensions picked up when ``source`` is a folder.
+        File extensions picked up when ``source`` is a folder, in any case.
     on_bad_audio : {"error", "skip"}
-        What to do with a file that is missing, unreadable or empty (see
-        `ssast_sb.data.manifest.validate_audio_rows`).
+        What to do with a file that is missing, unreadable, truncated or empty
+        (see `ssast_sb.data.manifest.validate_audio_rows`).
     data_root : str or pathlib.Path or None
         Root for paths in a CSV or JSON source; default: the file's folder.
     force : bool
-        Rewrite the manifest even when it exists.
+        Rewrite the manifest even when its stamp matches.
 
     Returns
     -------
@@ -231,35 +238,103 @@ def prepare_generic(
         raise ValueError(f"Manifest name {name!r} must use only letters, digits and _.-")
     source, save_folder = _absolute(source), Path(save_folder)
     output = save_folder / f"{name}.csv"
-    if not force and manifests_exist([output]):
-        logger.info("Manifest %s already exists, skipping preparation", output)
+    stamp = _generic_stamp(source, output, name, extensions, on_bad_audio, data_root)
+    if stamp.is_current(force):
         return None
+    stamp.invalidate()
 
-    if source.is_dir():
-        rows = _rows_from_folder(source, extensions)
-    elif source.is_file():
-        root = _absolute(data_root) if data_root is not None else source.parent
-        if source.suffix.lower() == ".csv":
-            entries = _csv_entries(source)
-        elif source.suffix.lower() == ".json":
-            entries = _json_entries(source)
-        else:
-            raise ValueError(f"Source {source} must be a folder, a .csv or a .json file")
-        if not entries:
-            raise ManifestError(f"{source} lists no audio files")
-        rows = _rows_from_entries(entries, root)
-    else:
-        raise FileNotFoundError(f"Source not found: {source}")
-
+    rows = _source_rows(source, extensions, data_root)
+    listed = Counter(row["label"] for row in rows if "label" in row)
     rows, summary = validate_audio_rows(rows, on_bad_audio)
+    if listed:  # a labelled list: which labels lost files
+        check_class_coverage(
+            name,
+            str(source),
+            {name: listed},
+            {name: Counter(row["label"] for row in rows if "label" in row)},
+            required={},
+        )
     extra = [column for column in OPTIONAL_COLUMNS if any(column in row for row in rows)]
     write_manifest_atomic(rows, output, [*REQUIRED_COLUMNS, *extra])
     hours = sum(row["duration"] for row in rows) / 3600
     logger.info("%s: %d files, %.2f h -> %s", name, len(rows), hours, output)
+    stamp.write(summary)
     return summary
 
 
-def mix_manifests(manifest_paths, output_path, seed=0):
+def _sha256_of_file(path):
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _generic_stamp(source, output, name, extensions, on_bad_audio, data_root):
+    """The stamp of one manifest; a CSV or JSON source is recorded with its content digest."""
+    options = {
+        "source": resolved_path(source),
+        "source_sha256": _sha256_of_file(source) if source.is_file() else None,
+        "extensions": sorted({ext.lower() for ext in extensions}) if source.is_dir() else None,
+        "data_root": resolved_path(data_root) if data_root is not None else None,
+        "on_bad_audio": on_bad_audio,
+    }
+    return PreparationStamp(
+        output.parent, name, prepare_generic, options, [output], f"{name} manifest"
+    )
+
+
+def _source_rows(source, extensions, data_root):
+    """Rows (without measured duration) of a folder, CSV or JSON source."""
+    if source.is_dir():
+        return _rows_from_folder(source, extensions)
+    if not source.is_file():
+        raise FileNotFoundError(f"Source not found: {source}")
+    root = _absolute(data_root) if data_root is not None else source.parent
+    if source.suffix.lower() == ".csv":
+        entries = _csv_entries(source)
+    elif source.suffix.lower() == ".json":
+        entries = _json_entries(source)
+    else:
+        raise ValueError(f"Source {source} must be a folder, a .csv or a .json file")
+    if not entries:
+        raise ManifestError(f"{source} lists no audio files")
+    return _rows_from_entries(entries, root)
+
+
+def _named_sources(manifest_paths):
+    """``[(name, path)]`` of the sources of a mix; names must be unique."""
+    if isinstance(manifest_paths, Mapping):
+        named_paths = list(manifest_paths.items())
+    else:
+        named_paths = [(Path(path).stem, path) for path in manifest_paths]
+    names = [name for name, _ in named_paths]
+    if not names:
+        raise ValueError("mix_manifests needs at least one manifest")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Source names must be unique; got {names}. Pass a {{name: path}} dict.")
+    return named_paths
+
+
+def _mix_stamp(named_paths, output_path, seed):
+    """The stamp of a mix: each source's path and content digest, and the seed."""
+    sources = {
+        name: {"path": resolved_path(path), "sha256": _sha256_of_file(path)}
+        for name, path in named_paths
+    }
+    output_path = Path(output_path)
+    return PreparationStamp(
+        output_path.parent,
+        output_path.stem,
+        mix_manifests,
+        {"sources": sources, "seed": seed},
+        [output_path],
+        f"mixed manifest {output_path.name}",
+    )
+
+
+def mix_manifests(manifest_paths, output_path, seed=0, force=False):
     """Concatenate prepared manifests into one shuffled manifest.
 
     Each source is named after its file (``librispeech.csv`` -> ``librispeech``)
@@ -267,7 +342,9 @@ def mix_manifests(manifest_paths, output_path, seed=0):
     they stay unique, a ``source`` column records the origin, and the rows are
     shuffled with ``random.Random(seed)``, so the same inputs and seed always
     give the same file. Extra columns missing from a source are left empty. The
-    output is written atomically.
+    output is written atomically, with the stamp ``<output stem>.prepared.json``;
+    it is reused when the stamp matches the sources (paths and content) and the
+    seed.
 
     Arguments
     ---------
@@ -277,6 +354,8 @@ def mix_manifests(manifest_paths, output_path, seed=0):
         The mixed manifest.
     seed : int
         Seed of the shuffle.
+    force : bool
+        Rewrite the output even when its stamp matches.
 
     Returns
     -------
@@ -296,15 +375,14 @@ def mix_manifests(manifest_paths, output_path, seed=0):
     >>> sorted(row["ID"] for row in read_manifest(os.path.join(folder, "mix.csv")))[:2]
     ['events__0', 'events__1']
     """
-    if isinstance(manifest_paths, Mapping):
-        named_paths = list(manifest_paths.items())
-    else:
-        named_paths = [(Path(path).stem, path) for path in manifest_paths]
-    names = [name for name, _ in named_paths]
-    if not names:
-        raise ValueError("mix_manifests needs at least one manifest")
-    if len(set(names)) != len(names):
-        raise ValueError(f"Source names must be unique; got {names}. Pass a {{name: path}} dict.")
+    named_paths = _named_sources(manifest_paths)
+    for _, path in named_paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Manifest not found: {path}")
+    stamp = _mix_stamp(named_paths, output_path, seed)
+    if stamp.is_current(force):
+        return stamp.recorded_counts()
+    stamp.invalidate()
 
     rows, extra, counts = [], [], {}
     for name, path in named_paths:
@@ -317,4 +395,5 @@ def mix_manifests(manifest_paths, output_path, seed=0):
     fieldnames = [*REQUIRED_COLUMNS, *(col for col in extra if col != "source"), "source"]
     write_manifest_atomic(rows, output_path, fieldnames)
     logger.info("Mixed %d rows from %s -> %s", len(rows), counts, output_path)
+    stamp.write(counts)
     return counts

@@ -31,7 +31,6 @@ Example
 (1, 1)
 """
 
-import json
 import logging
 import os
 import random
@@ -40,9 +39,13 @@ from collections import Counter
 from pathlib import Path
 
 from .manifest import (
-    atomic_open,
-    manifests_exist,
+    ListedFiles,
+    PreparationStamp,
+    check_class_coverage,
+    find_files,
     read_manifest,
+    remove_obsolete,
+    resolved_path,
     validate_audio_rows,
     write_manifest_atomic,
 )
@@ -55,7 +58,10 @@ SESSIONS = (1, 2, 3, 4, 5)
 #: Evaluation label -> class of the four-class task; every other label is dropped.
 EMOTION_CLASSES = {"neu": "neutral", "hap": "happy", "exc": "happy", "sad": "sad", "ang": "angry"}
 CLASS_NAMES = ("neutral", "happy", "sad", "angry")
-LABELS_JSON = "iemocap_labels.json"
+#: Written by earlier versions: the classes in CLASS_NAMES order, which is not the
+#: fine-tuning label encoder's (sorted) order. Removed when the manifests are rebuilt.
+OBSOLETE_LABELS_JSON = "iemocap_labels.json"
+STAMP_NAME = "iemocap"
 FIELDNAMES = ["ID", "duration", "wav", "label", "emotion", "speaker", "session"]
 
 _SUMMARY_LINE = re.compile(
@@ -126,7 +132,7 @@ def read_emo_evaluation(path):
     [('Ses01F_impro01_F000', 'neu')]
     """
     entries = []
-    with open(path, encoding="utf-8", errors="replace") as eval_file:
+    with open(path, encoding="utf-8-sig", errors="replace") as eval_file:
         for line in eval_file:
             match = _SUMMARY_LINE.match(line)
             if match:
@@ -134,8 +140,10 @@ def read_emo_evaluation(path):
     return entries
 
 
-def _session_rows(release, session):
-    """Rows (without duration) of one session's four-class utterances, and dropped labels."""
+def _session_rows(release, session, finder):
+    """Rows (without duration) of one session's four-class utterances, and dropped labels.
+
+    Wav files are matched in any extension case (``.WAV`` too) through ``finder``."""
     session_folder = release / f"Session{session}"
     eval_folder = session_folder / "dialog" / "EmoEvaluation"
     if not eval_folder.is_dir():
@@ -143,7 +151,7 @@ def _session_rows(release, session):
             f"IEMOCAP labels not found: {eval_folder}. Is the release from {REQUEST_URL} "
             "fully extracted?"
         )
-    eval_files = sorted(path for path in eval_folder.glob("*.txt") if not path.name.startswith("."))
+    eval_files = find_files(eval_folder, "*", (".txt",))
     rows, dropped = [], Counter()
     for eval_file in eval_files:
         for utt_id, emotion in read_emo_evaluation(eval_file):
@@ -155,7 +163,7 @@ def _session_rows(release, session):
             rows.append(
                 {
                     "ID": utt_id,
-                    "wav": os.path.abspath(wav),
+                    "wav": os.path.abspath(finder.find(wav) or wav),
                     "label": EMOTION_CLASSES[emotion],
                     "emotion": emotion,
                     "speaker": speaker_of(utt_id),
@@ -217,17 +225,21 @@ def prepare_iemocap(
     on_bad_audio="error",
     force=False,
 ):
-    """Write one four-class IEMOCAP manifest per session, and the class list.
+    """Write one four-class IEMOCAP manifest per session, and the folds asked for.
 
     Outputs are ``<save_folder>/iemocap_session<n>.csv`` with the columns
     ``ID,duration,wav,label,emotion,speaker,session`` (``label`` is one of
-    neutral, happy, sad, angry; ``emotion`` the original code, e.g. ``exc``;
-    ``speaker`` e.g. ``Ses01F``) and ``iemocap_labels.json``, the class names in
-    index order. For each fold ``k`` of ``folds`` (test on session ``k``), a seeded
-    ``valid_ratio`` of the other sessions' utterances is written to
-    ``iemocap_fold<k>_valid.csv`` and the rest to ``iemocap_fold<k>_train.csv``, as
-    s3prl's emotion downstream (see :func:`fold_manifests`). The session manifests
-    are not rewritten when they all exist. Under DDP wrap the call in
+    angry, happy, neutral, sad; ``emotion`` the original code, e.g. ``exc``;
+    ``speaker`` e.g. ``Ses01F``) and the stamp ``iemocap.prepared.json``, which
+    records the options that made them and the utterances per class (see
+    `ssast_sb.data.manifest.PreparationStamp`). No class list is written: the
+    class order is the fine-tuning label encoder's (``label_encoder.txt``). For
+    each fold ``k`` of ``folds`` (test on session ``k``), a seeded ``valid_ratio``
+    of the other sessions' utterances is written to ``iemocap_fold<k>_valid.csv``
+    and the rest to ``iemocap_fold<k>_train.csv``, as s3prl's emotion downstream
+    (see :func:`fold_manifests`); these are rebuilt on every call. The session
+    manifests are reused when their stamp matches ``data_folder``, ``sessions``
+    and ``on_bad_audio``. Under DDP wrap the call in
     ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
@@ -247,16 +259,17 @@ def prepare_iemocap(
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
-        What to do with a labelled utterance whose wav is missing, unreadable or
-        empty (see `ssast_sb.data.manifest.validate_audio_rows`).
+        What to do with a labelled utterance whose wav is missing, unreadable,
+        truncated or empty (see `ssast_sb.data.manifest.validate_audio_rows`).
     force : bool
-        Rewrite the outputs even when they all exist.
+        Rewrite the outputs even when their stamp matches.
 
     Returns
     -------
     dict or None
         ``session<n>``: the counts of `validate_audio_rows`; ``class_counts``:
-        kept utterances per class; ``dropped``: utterances per dropped label
+        kept utterances per class (sorted); ``short_classes``: classes that lost
+        utterances, per session; ``dropped``: utterances per dropped label
         (e.g. ``{"fru": 1849, "xxx": 2507, ...}`` on the full corpus); None
         when skipped.
 
@@ -265,6 +278,8 @@ def prepare_iemocap(
     FileNotFoundError
         When the corpus or a session is missing, saying where IEMOCAP comes from
         and where to put it.
+    ssast_sb.data.manifest.ClassLostError
+        When a session has no utterance left of a class its labels list.
 
     Example
     -------
@@ -280,13 +295,11 @@ def prepare_iemocap(
     if bad or not sessions:
         raise ValueError(f"IEMOCAP sessions must be among {SESSIONS}, got {bad or sessions}")
     data_folder, save_folder = Path(data_folder), Path(save_folder)
-    session_csvs = {session: save_folder / f"iemocap_session{session}.csv" for session in sessions}
-    labels_json = save_folder / LABELS_JSON
-    if not force and manifests_exist([*session_csvs.values(), labels_json]):
-        logger.info("IEMOCAP manifests already in %s, skipping preparation", save_folder)
-        for fold in folds:
-            _write_fold(save_folder, fold, valid_ratio, seed)
+    stamp = _iemocap_stamp(data_folder, save_folder, sessions, on_bad_audio)
+    if stamp.is_current(force):
+        _write_folds(save_folder, folds, valid_ratio, seed)
         return None
+    stamp.invalidate()
 
     release = _find_release(data_folder)
     missing = [s for s in sessions if not (release / f"Session{s}").is_dir()]
@@ -296,28 +309,62 @@ def prepare_iemocap(
             f"{REQUEST_URL} has Session1..Session5."
         )
 
-    summary, class_counts, dropped = {}, Counter(), Counter()
-    for session, session_csv in session_csvs.items():
-        rows, session_dropped = _session_rows(release, session)
-        rows, summary[f"session{session}"] = validate_audio_rows(rows, on_bad_audio)
-        write_manifest_atomic(rows, session_csv, FIELDNAMES)
-        counts = Counter(row["label"] for row in rows)
+    rows, summary, dropped = _checked_sessions(release, sessions, on_bad_audio)
+    class_counts = Counter()
+    for session, session_csv in zip(sessions, stamp.outputs):
+        session_rows = rows[f"session{session}"]
+        write_manifest_atomic(session_rows, session_csv, FIELDNAMES)
+        counts = Counter(row["label"] for row in session_rows)
         class_counts.update(counts)
-        dropped.update(session_dropped)
         logger.info(
             "IEMOCAP session %d: %d utterances %s, %d dropped -> %s",
             session,
-            len(rows),
-            dict(counts),
-            sum(session_dropped.values()),
+            len(session_rows),
+            dict(sorted(counts.items())),
+            sum(dropped[session].values()),
             session_csv,
         )
-    summary["class_counts"] = {name: class_counts[name] for name in CLASS_NAMES}
-    summary["dropped"] = dict(sorted(dropped.items()))
+    summary["class_counts"] = {name: class_counts[name] for name in sorted(CLASS_NAMES)}
+    summary["dropped"] = dict(sorted(sum(dropped.values(), Counter()).items()))
+    remove_obsolete(
+        save_folder / OBSOLETE_LABELS_JSON,
+        "its class order is not the model's; the label encoder saved with the model "
+        "(label_encoder.txt) is the class list",
+    )
+    stamp.write(summary)
+    _write_folds(save_folder, folds, valid_ratio, seed)
+    return summary
 
-    # Written last: its presence means every session manifest is complete.
-    with atomic_open(labels_json) as json_file:
-        json.dump(list(CLASS_NAMES), json_file, indent=1)
+
+def _iemocap_stamp(data_folder, save_folder, sessions, on_bad_audio):
+    """The stamp of the session manifests."""
+    outputs = [save_folder / f"iemocap_session{session}.csv" for session in sessions]
+    options = {
+        "data_folder": resolved_path(data_folder),
+        "sessions": sessions,
+        "on_bad_audio": on_bad_audio,
+    }
+    return PreparationStamp(
+        save_folder, STAMP_NAME, prepare_iemocap, options, outputs, "IEMOCAP manifests"
+    )
+
+
+def _checked_sessions(release, sessions, on_bad_audio):
+    """Validated rows, counts and dropped labels per session; a lost class is an error."""
+    finder, rows, summary, dropped, listed = ListedFiles(), {}, {}, {}, {}
+    for session in sessions:
+        name = f"session{session}"
+        session_rows, dropped[session] = _session_rows(release, session, finder)
+        listed[name] = Counter(row["label"] for row in session_rows)
+        rows[name], summary[name] = validate_audio_rows(session_rows, on_bad_audio)
+    kept = {name: Counter(row["label"] for row in rows[name]) for name in rows}
+    summary["short_classes"] = check_class_coverage(
+        "IEMOCAP", f"the EmoEvaluation files of {release}", listed, kept
+    )
+    return rows, summary, dropped
+
+
+def _write_folds(save_folder, folds, valid_ratio, seed):
+    """The leave-one-session-out manifests of ``folds``, rebuilt from the session manifests."""
     for fold in folds:
         _write_fold(save_folder, fold, valid_ratio, seed)
-    return summary

@@ -18,19 +18,29 @@ Example
 >>> out = os.path.join(root, "manifests")
 >>> summary = prepare_librispeech(root, out, splits=["dev-clean"])
 >>> sorted(os.listdir(out))
-['librispeech.csv', 'librispeech_dev-clean.csv']
+['librispeech.csv', 'librispeech.prepared.json', 'librispeech_dev-clean.csv']
 """
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
-from .manifest import manifests_exist, validate_audio_rows, write_manifest_atomic
+from .manifest import (
+    PreparationStamp,
+    check_class_coverage,
+    find_files,
+    resolved_path,
+    validate_audio_rows,
+    write_manifest_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_URL = "https://www.openslr.org/12"
 FIELDNAMES = ["ID", "duration", "wav", "speaker"]
+AUDIO_EXTENSIONS = (".flac",)
+STAMP_NAME = "librispeech"
 
 
 def _find_split_folder(data_folder, split):
@@ -47,9 +57,9 @@ def _find_split_folder(data_folder, split):
 
 
 def _split_rows(split_folder):
-    """List one row (without duration) per ``.flac`` file of a split, sorted by ID."""
+    """List one row (without duration) per ``.flac`` file of a split (``.FLAC`` too), sorted."""
     rows = []
-    for flac in sorted(split_folder.glob("*/*/*.flac")):
+    for flac in find_files(split_folder, "*/*/*", AUDIO_EXTENSIONS):
         speaker = flac.parent.parent.name
         rows.append({"ID": flac.stem, "wav": os.path.abspath(flac), "speaker": speaker})
     if not rows:
@@ -71,10 +81,12 @@ def prepare_librispeech(
     """Write LibriSpeech manifests: one CSV per split and one combining them.
 
     Outputs are ``<save_folder>/librispeech_<split>.csv`` and
-    ``<save_folder>/librispeech.csv`` with the columns ``ID,duration,wav,speaker``.
-    When all of them already exist nothing is done, so the call is cheap on a
-    restart. Under DDP wrap the call in
-    ``speechbrain.utils.distributed.run_on_main``.
+    ``<save_folder>/librispeech.csv`` with the columns ``ID,duration,wav,speaker``,
+    and the stamp ``librispeech.prepared.json`` (see
+    `ssast_sb.data.manifest.PreparationStamp`). When the stamp matches
+    ``data_folder``, ``splits`` and ``on_bad_audio`` nothing is done, so the call
+    is cheap on a restart. Files ending in ``.flac`` in any case are found. Under
+    DDP wrap the call in ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
     ---------
@@ -87,10 +99,10 @@ def prepare_librispeech(
     skip_prep : bool
         If True, do nothing (manifests are assumed to be prepared elsewhere).
     on_bad_audio : {"error", "skip"}
-        What to do with a file that is unreadable or empty (see
+        What to do with a file that is unreadable, truncated or empty (see
         `ssast_sb.data.manifest.validate_audio_rows`).
     force : bool
-        Rewrite the manifests even when they all exist.
+        Rewrite the manifests even when their stamp matches.
 
     Returns
     -------
@@ -115,29 +127,57 @@ def prepare_librispeech(
     splits = list(dict.fromkeys(splits))  # drop repeats, keep order
     if not splits:
         raise ValueError("prepare_librispeech needs at least one split")
-    split_csvs = {split: save_folder / f"librispeech_{split}.csv" for split in splits}
-    combined_csv = save_folder / "librispeech.csv"
-    if not force and manifests_exist([*split_csvs.values(), combined_csv]):
-        logger.info("LibriSpeech manifests already in %s, skipping preparation", save_folder)
+    stamp = _librispeech_stamp(data_folder, save_folder, splits, on_bad_audio)
+    if stamp.is_current(force):
         return None
+    stamp.invalidate()
 
     # Check every split before the slow part, so a typo fails in a second.
     split_folders = {split: _find_split_folder(data_folder, split) for split in splits}
     summary, all_rows = {}, []
-    for split, split_folder in split_folders.items():
-        logger.info("Preparing LibriSpeech %s from %s", split, split_folder)
-        rows, summary[split] = validate_audio_rows(_split_rows(split_folder), on_bad_audio)
-        write_manifest_atomic(rows, split_csvs[split], FIELDNAMES)
+    for split, split_csv in zip(splits, stamp.outputs):
+        logger.info("Preparing LibriSpeech %s from %s", split, split_folders[split])
+        rows, summary[split] = _checked_split(split, split_folders[split], on_bad_audio)
+        write_manifest_atomic(rows, split_csv, FIELDNAMES)
         all_rows.extend(rows)
         hours = sum(row["duration"] for row in rows) / 3600
         logger.info(
-            "LibriSpeech %s: %d utterances, %.2f h -> %s",
-            split,
-            len(rows),
-            hours,
-            split_csvs[split],
+            "LibriSpeech %s: %d utterances, %.2f h -> %s", split, len(rows), hours, split_csv
         )
-    # Written last: its presence means every split manifest is complete.
+    combined_csv = stamp.outputs[-1]
     write_manifest_atomic(all_rows, combined_csv, FIELDNAMES)
     logger.info("LibriSpeech: %d utterances in total -> %s", len(all_rows), combined_csv)
+    stamp.write(summary)
     return summary
+
+
+def _librispeech_stamp(data_folder, save_folder, splits, on_bad_audio):
+    """The stamp of the per-split manifests and the combined one (last in ``outputs``)."""
+    outputs = [save_folder / f"librispeech_{split}.csv" for split in splits]
+    outputs.append(save_folder / "librispeech.csv")
+    options = {
+        "data_folder": resolved_path(data_folder),
+        "splits": splits,
+        "on_bad_audio": on_bad_audio,
+    }
+    return PreparationStamp(
+        save_folder, STAMP_NAME, prepare_librispeech, options, outputs, "LibriSpeech manifests"
+    )
+
+
+def _checked_split(split, split_folder, on_bad_audio):
+    """Validated rows of a split; speakers whose folder yields no utterance are warned about."""
+    listed = _split_rows(split_folder)
+    rows, summary = validate_audio_rows(listed, on_bad_audio)
+    speakers = Counter(row["speaker"] for row in listed)
+    for folder in split_folder.iterdir():
+        if folder.is_dir() and not folder.name.startswith("."):
+            speakers.setdefault(folder.name, 0)  # a speaker folder without any .flac
+    check_class_coverage(
+        f"LibriSpeech {split}",
+        f"the speaker folders of {split_folder}",
+        {split: speakers},
+        {split: Counter(row["speaker"] for row in rows)},
+        required={},  # pretraining does not need every speaker
+    )
+    return rows, summary

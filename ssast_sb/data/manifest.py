@@ -17,10 +17,12 @@ Example
 
 import csv
 import hashlib
+import json
 import logging
+import os
 import re
 from collections import Counter
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 
 from tqdm import tqdm
 
@@ -32,6 +34,7 @@ from .audio import (
     AudioFileMissingError,
     EmptyAudioError,
     NonFiniteAudioError,
+    TruncatedAudioError,
     audio_info,
     load_audio,
 )
@@ -46,8 +49,10 @@ _PROBLEM_OF_ERROR = (
     (AudioFileMissingError, "missing"),
     (EmptyAudioError, "empty"),
     (NonFiniteAudioError, "non_finite"),
+    (TruncatedAudioError, "truncated"),  # before its base class AudioDecodeError
     (AudioDecodeError, "unreadable"),
 )
+PROBLEMS = ("missing", "unreadable", "truncated", "empty", "non_finite", "bad_duration")
 
 
 class ManifestError(ValueError):
@@ -115,6 +120,9 @@ def read_manifest(path):
     path : str or pathlib.Path
         The CSV file.
 
+    A UTF-8 byte-order mark (as spreadsheet programs write) is ignored, and so
+    are spaces after the commas, as SpeechBrain's own CSV reader does.
+
     Returns
     -------
     list of dict
@@ -139,8 +147,8 @@ def read_manifest(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
-    with open(path, newline="", encoding="utf-8") as csv_file:
-        reader = csv.DictReader(csv_file)
+    with open(path, newline="", encoding="utf-8-sig") as csv_file:
+        reader = csv.DictReader(csv_file, skipinitialspace=True)
         header = reader.fieldnames or []
         missing = [name for name in REQUIRED_COLUMNS if name not in header]
         if missing:
@@ -159,6 +167,9 @@ def read_manifest(path):
 
 def manifests_exist(paths):
     """Tell whether every manifest in ``paths`` is already on disk.
+
+    Existence says nothing about the options that made them: the preparation
+    functions use `PreparationStamp` instead.
 
     Arguments
     ---------
@@ -179,6 +190,492 @@ def manifests_exist(paths):
     """
     paths = list(paths)
     return bool(paths) and all(Path(path).is_file() for path in paths)
+
+
+# ---------------------------------------------------------------- preparation stamps
+
+STAMP_SUFFIX = ".prepared.json"
+STAMP_FORMAT = 1
+_MAX_SHOWN = 20
+
+
+def resolved_path(path):
+    """Absolute path with ``~`` expanded and symlinks resolved, as a string (for stamps).
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        Any path, existing or not.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> import os
+    >>> resolved_path("a/../b") == os.path.join(os.path.realpath(os.getcwd()), "b")
+    True
+    """
+    return str(Path(path).expanduser().resolve())
+
+
+def _as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _short(value, limit=160):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _option_changes(old, new):
+    """``"key: old -> new"`` for every key whose value differs, in key order."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key, "(absent)") != new.get(key, "(absent)"):
+            before = _short(old[key]) if key in old else "(absent)"
+            after = _short(new[key]) if key in new else "(absent)"
+            changes.append(f"{key}: {before} -> {after}")
+    return changes
+
+
+def describe_options(options):
+    """``key=value`` list of preparation options, for log lines.
+
+    Arguments
+    ---------
+    options : dict
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> describe_options({"on_bad_audio": "skip", "data_folder": "/data/esc50"})
+    "data_folder='/data/esc50', on_bad_audio='skip'"
+    """
+    return ", ".join(f"{key}={_short(options[key])}" for key in sorted(options))
+
+
+class PreparationStamp:
+    """What made a set of manifests, recorded next to them in ``<name>.prepared.json``.
+
+    A preparation function builds one with the options that determine its
+    outputs (paths resolved, see `resolved_path`), asks `is_current` whether the
+    outputs on disk were made by the same function with the same options, and
+    if not, calls `invalidate`, writes the outputs and finally `write`, so
+    that the stamp appears, atomically, only once every output is complete. A
+    mismatch is logged as a WARNING naming each changed option (old -> new);
+    outputs without a stamp (from before stamps existed, or made by hand) are
+    rebuilt with a WARNING too.
+
+    Arguments
+    ---------
+    save_folder : str or pathlib.Path
+        Folder of the outputs and the stamp.
+    name : str
+        Stamp name: the file is ``<save_folder>/<name>.prepared.json``.
+    function : callable
+        The preparation function (its module and name are recorded).
+    options : dict
+        JSON-serialisable options that determine the outputs.
+    outputs : sequence of str or pathlib.Path
+        The files the stamp vouches for.
+    what : str
+        What the outputs are, for log lines, e.g. ``"ESC-50 manifests"``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> def prepare_toy(): pass
+    >>> stamp = PreparationStamp(folder, "toy", prepare_toy, {"seed": 0}, [folder / "toy.csv"],
+    ...                          "toy manifests")
+    >>> stamp.is_current()
+    False
+    >>> _ = (folder / "toy.csv").write_text("ID,duration,wav\\n")
+    >>> stamp.write({"rows": 0})
+    >>> stamp.is_current()
+    True
+    >>> PreparationStamp(folder, "toy", prepare_toy, {"seed": 1}, [folder / "toy.csv"],
+    ...                  "toy manifests").is_current()
+    False
+    """
+
+    def __init__(self, save_folder, name, function, options, outputs, what):
+        self.folder = Path(save_folder)
+        self.path = self.folder / f"{name}{STAMP_SUFFIX}"
+        self.function = f"{function.__module__}.{function.__qualname__}"
+        self.options = _as_json(options)
+        self.outputs = [Path(output) for output in outputs]
+        self.what = what
+
+    def _recorded(self):
+        """The function and options of the stamp on disk (``ValueError`` when unreadable)."""
+        with open(self.path, encoding="utf-8") as stamp_file:
+            stamp = json.load(stamp_file)
+        if not isinstance(stamp, dict) or stamp.get("format") != STAMP_FORMAT:
+            raise ValueError(f"not a format-{STAMP_FORMAT} stamp")
+        return {"function": stamp.get("function"), **stamp.get("options", {})}
+
+    def _stale_reason(self):
+        """Why the outputs on disk cannot be reused, or None when they can."""
+        if not self.path.is_file():
+            existing = [output.name for output in self.outputs if output.is_file()]
+            if not existing:
+                return None, False
+            return (
+                f"{', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''} exist but "
+                f"carry no stamp {self.path.name} (made before stamps existed, or by hand), "
+                "so the options that made them are unknown"
+            ), True
+        try:
+            recorded = self._recorded()
+        except (OSError, ValueError) as err:
+            return f"their stamp {self.path} is unreadable ({err})", True
+        changes = _option_changes(recorded, {"function": self.function, **self.options})
+        if changes:
+            return "they were made with other options: " + "; ".join(changes), True
+        missing = [output.name for output in self.outputs if not output.is_file()]
+        if missing:
+            return f"{', '.join(missing)} missing although the stamp lists it", True
+        return None, True
+
+    def is_current(self, force=False):
+        """Tell whether the outputs can be reused; log why they cannot.
+
+        Arguments
+        ---------
+        force : bool
+            Rebuild whatever the stamp says.
+
+        Returns
+        -------
+        bool
+            True when the stamp matches and every output exists.
+        """
+        if force:
+            logger.info("Rebuilding the %s in %s (force=True)", self.what, self.folder)
+            return False
+        reason, had_outputs = self._stale_reason()
+        if reason is None and had_outputs:
+            logger.info(
+                "The %s in %s are up to date (made by %s with %s), skipping preparation; "
+                "pass force=True to rebuild them",
+                self.what,
+                self.folder,
+                self.function,
+                describe_options(self.options),
+            )
+            return True
+        if reason is not None:
+            logger.warning("Rebuilding the %s in %s: %s.", self.what, self.folder, reason)
+        return False
+
+    def recorded_counts(self):
+        """The ``counts`` the stamp on disk holds (call after `is_current` said True).
+
+        Returns
+        -------
+        dict
+        """
+        with open(self.path, encoding="utf-8") as stamp_file:
+            return json.load(stamp_file).get("counts", {})
+
+    def invalidate(self):
+        """Remove the stamp before the outputs are rewritten (an interrupted run is redone)."""
+        self.path.unlink(missing_ok=True)
+
+    def write(self, counts=None):
+        """Record the function, options, outputs and ``counts``, atomically and last.
+
+        Arguments
+        ---------
+        counts : dict, optional
+            JSON-serialisable counts to keep with the stamp (clips, classes, ...).
+        """
+        stamp = {
+            "format": STAMP_FORMAT,
+            "function": self.function,
+            "options": self.options,
+            "outputs": [
+                str(output.relative_to(self.folder))
+                if output.is_relative_to(self.folder)
+                else str(output)
+                for output in self.outputs
+            ],
+            "counts": _as_json(counts or {}),
+        }
+        with atomic_open(self.path) as stamp_file:
+            json.dump(stamp, stamp_file, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def remove_obsolete(path, reason):
+    """Delete a file that earlier versions wrote and that must no longer be trusted.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        The file; nothing happens when it is absent.
+    reason : str
+        Why it goes, for the log line.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "old_labels.json"
+    >>> _ = path.write_text("[]")
+    >>> remove_obsolete(path, "its order is not the model's")
+    >>> path.exists()
+    False
+    """
+    path = Path(path)
+    if path.is_file():
+        path.unlink()
+        logger.warning("Removed %s, written by an earlier version: %s", path, reason)
+
+
+# ---------------------------------------------------------------- finding listed files
+
+
+def audio_suffix(path, extensions):
+    """Tell whether ``path`` ends in one of ``extensions``, in any case (``.WAV`` is ``.wav``).
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+    extensions : iterable of str
+        E.g. ``(".wav", ".flac")``.
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> audio_suffix("a/B.WAV", [".wav"]), audio_suffix("a/b.txt", [".wav"])
+    (True, False)
+    """
+    return PurePath(path).suffix.lower() in {extension.lower() for extension in extensions}
+
+
+def find_files(folder, pattern, extensions, progress=None):
+    """Files matching ``pattern`` under ``folder`` whose extension is one of ``extensions``.
+
+    The extension is matched in any case (``.WAV``, ``.Flac`` count), hidden files
+    (``._x.wav`` resource forks) are left out, and the result is sorted.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        Where to look.
+    pattern : str
+        ``pathlib`` glob pattern without the extension part, e.g. ``"*/*"`` or
+        ``"**/*"`` (recursive).
+    extensions : iterable of str
+        E.g. ``(".wav",)``.
+    progress : str, optional
+        Show a progress bar with this description while scanning.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a.wav", "b.WAV", "c.txt", "._d.wav"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [path.name for path in find_files(folder, "*", [".wav"])]
+    ['a.wav', 'b.WAV']
+    """
+    paths = Path(folder).glob(pattern)
+    if progress is not None:
+        paths = tqdm(paths, desc=progress, unit="file")
+    return sorted(
+        path
+        for path in paths
+        if audio_suffix(path, extensions) and not path.name.startswith(".") and path.is_file()
+    )
+
+
+def listing_key(relative_path):
+    """Key of a listed relative path: POSIX separators, extension in lower case.
+
+    Arguments
+    ---------
+    relative_path : str or pathlib.PurePath
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> listing_key("yes/0a7c2a8d_nohash_0.WAV")
+    'yes/0a7c2a8d_nohash_0.wav'
+    """
+    posix = PurePath(relative_path).as_posix()
+    suffix = PurePosixPath(posix).suffix
+    return posix[: len(posix) - len(suffix)] + suffix.lower() if suffix else posix
+
+
+class ListedFiles:
+    """Finds the files a listing names, matching their extension in any case.
+
+    A metadata file that names ``1-100032-A-0.wav`` finds ``1-100032-A-0.WAV``
+    on disk. Each folder is listed once, so looking up a whole corpus stays cheap.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "clip.WAV").write_bytes(b"")
+    >>> finder = ListedFiles()
+    >>> finder.find(folder / "clip.wav").name, finder.find(folder / "other.wav")
+    ('clip.WAV', None)
+    """
+
+    def __init__(self):
+        self._folders = {}
+
+    def _index(self, folder):
+        """``{(stem, lower-case suffix): path}`` of the files in ``folder`` (first when sorted)."""
+        index = {}
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            names = []
+        for name in names:
+            key = (PurePath(name).stem, PurePath(name).suffix.lower())
+            index.setdefault(key, Path(folder) / name)
+        return index
+
+    def find(self, path):
+        """The file on disk for a listed ``path``, or None when there is none.
+
+        Arguments
+        ---------
+        path : str or pathlib.Path
+
+        Returns
+        -------
+        pathlib.Path or None
+        """
+        path = Path(path)
+        if path.is_file():
+            return path
+        if path.parent not in self._folders:
+            self._folders[path.parent] = self._index(path.parent)
+        return self._folders[path.parent].get((path.stem, path.suffix.lower()))
+
+
+# ---------------------------------------------------------------- class coverage
+
+
+class ClassLostError(ManifestError):
+    """Every clip of a class is gone from a split that needs the class."""
+
+
+def _per_class_text(shortfall):
+    """``"dog 6/8, rain 7/8"`` (kept/listed), at most `_MAX_SHOWN` classes."""
+    items = [f"{label} {kept}/{listed}" for label, (kept, listed) in sorted(shortfall.items())]
+    more = len(items) - _MAX_SHOWN
+    return ", ".join(items[:_MAX_SHOWN]) + (f" ... and {more} more" if more > 0 else "")
+
+
+def _split_shortfall(listed, kept):
+    """``{label: (kept, listed)}`` of the classes with fewer clips kept than listed, or none."""
+    return {
+        label: (kept.get(label, 0), count)
+        for label, count in listed.items()
+        if kept.get(label, 0) < count or count == 0
+    }
+
+
+def check_class_coverage(dataset, listing, listed, kept, required=None):
+    """Compare the clips a listing names with the clips kept, per split and class.
+
+    Every dataset module calls this after checking the audio. A split whose
+    classes lost clips (not on disk, or unusable and skipped) gets one WARNING
+    with the counts per class (kept/listed). A class that has no clip left in a
+    split that needs it is an error: the model would be trained or evaluated
+    without it.
+
+    Arguments
+    ---------
+    dataset : str
+        Name for the messages, e.g. ``"ESC-50"``.
+    listing : str
+        What lists the clips (a metadata file, the word folders), for the messages.
+    listed : dict
+        ``{split: {label: clips listed}}``; a count of 0 means the listing has the
+        class (a word folder, say) but no clip of it was found.
+    kept : dict
+        ``{split: {label: clips kept}}``, as written to the manifests.
+    required : dict, optional
+        ``{split: labels}`` each split needs at least one clip of. Default: every
+        class listed in the split.
+
+    Returns
+    -------
+    dict
+        ``{split: {label: [kept, listed]}}`` of the classes short of clips.
+
+    Raises
+    ------
+    ClassLostError
+        When a required class has no clip left in a split, naming the split,
+        the classes, the listing and what to check.
+
+    Example
+    -------
+    >>> listed = {"train": {"dog": 8, "rain": 8}}
+    >>> check_class_coverage("toy", "meta.csv", listed, {"train": {"dog": 6, "rain": 8}})
+    {'train': {'dog': [6, 8]}}
+    >>> try:
+    ...     check_class_coverage("toy", "meta.csv", listed, {"train": {"rain": 8}})
+    ... except ClassLostError as err:
+    ...     print(str(err)[:52])
+    toy train: no clip is left of 1 class(es) (dog 0/8),
+    """
+    report, lost = {}, {}
+    for split, split_listed in listed.items():
+        split_kept = kept.get(split, {})
+        shortfall = _split_shortfall(split_listed, split_kept)
+        if not shortfall:
+            continue
+        report[split] = {label: list(counts) for label, counts in sorted(shortfall.items())}
+        needed = set(split_listed) if required is None else set(required.get(split, ()))
+        gone = {label: c for label, c in shortfall.items() if c[0] == 0 and label in needed}
+        if gone:
+            lost[split] = gone
+        missing = sum(listed_n - kept_n for kept_n, listed_n in shortfall.values())
+        logger.warning(
+            "%s %s: %d of the %d clip(s) listed in %s are not in the manifest (not on disk, "
+            "or unusable and skipped); per class, kept/listed: %s",
+            dataset,
+            split,
+            missing,
+            sum(split_listed.values()),
+            listing,
+            _per_class_text(shortfall),
+        )
+    if lost:
+        split, gone = next(iter(lost.items()))
+        raise ClassLostError(
+            f"{dataset} {split}: no clip is left of {len(gone)} class(es) "
+            f"({_per_class_text(gone)}), which {listing} has and the {split} split needs"
+            + (f" (also lost in {', '.join(list(lost)[1:])})" if len(lost) > 1 else "")
+            + ". The manifests would train or evaluate without them. Check that their files "
+            "are on disk under the listed names (the extension's case does not matter), and "
+            "see the warnings above for files that were skipped."
+        )
+    return report
 
 
 def _problem_name(error):
@@ -206,8 +703,9 @@ def _row_duration_problem(row):
 def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
     """Check that every row points to usable audio, and fill in its duration.
 
-    Each file must exist and its header must decode (`audio_info`); a duration
-    already in the row must be a positive number. The returned rows carry the
+    Each file must exist, its header must decode and the file must hold the
+    length its header declares (`audio_info`); a duration already in the row
+    must be a positive number. The returned rows carry the
     duration measured from the file, in seconds.
 
     Arguments
@@ -227,7 +725,7 @@ def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
         Copies of the usable rows with ``duration`` set from the file.
     summary : dict
         ``total`` and ``kept`` counts and one count per problem: ``missing``,
-        ``unreadable``, ``empty``, ``non_finite``, ``bad_duration``.
+        ``unreadable``, ``truncated``, ``empty``, ``non_finite``, ``bad_duration``.
 
     Raises
     ------
@@ -249,9 +747,7 @@ def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
     if on_bad_audio not in BAD_AUDIO_POLICIES:
         raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_POLICIES}, got {on_bad_audio!r}")
     rows = list(rows)
-    summary = Counter(
-        {key: 0 for key in ("missing", "unreadable", "empty", "non_finite", "bad_duration")}
-    )
+    summary = Counter({key: 0 for key in PROBLEMS})
     good_rows = []
     for row in tqdm(rows, desc="Checking audio", unit="file", disable=len(rows) < 100):
         try:

@@ -27,15 +27,18 @@ Example
 (1, 1)
 """
 
-import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from .manifest import (
+    ListedFiles,
     ManifestError,
-    atomic_open,
-    manifests_exist,
+    PreparationStamp,
+    check_class_coverage,
+    remove_obsolete,
+    resolved_path,
     validate_audio_rows,
     write_manifest_atomic,
 )
@@ -47,7 +50,10 @@ IDEN_SPLIT_URL = "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/meta/iden_split
 IDEN_SPLIT_FILE = "iden_split.txt"
 SPLIT_OF_CODE = {"1": "train", "2": "valid", "3": "test"}
 SPLITS = ("train", "valid", "test")
-SPEAKERS_JSON = "voxceleb1_sid_speakers.json"
+#: Written by earlier versions: the sorted speaker IDs, which only match the label
+#: encoder's order by chance of both being sorted. Removed when the manifests are rebuilt.
+OBSOLETE_SPEAKERS_JSON = "voxceleb1_sid_speakers.json"
+STAMP_NAME = "voxceleb1_sid"
 FIELDNAMES = ["ID", "duration", "wav", "speaker", "video"]
 
 
@@ -74,7 +80,7 @@ def read_iden_split(path):
     [('test', 'id10001/1zcIwhmdeo4/00001.wav')]
     """
     entries = []
-    with open(path, encoding="utf-8") as split_file:
+    with open(path, encoding="utf-8-sig") as split_file:
         for line_number, line in enumerate(split_file, start=1):
             if not line.strip():
                 continue
@@ -110,6 +116,56 @@ def _find_inputs(data_folder):
     )
 
 
+def _listed_rows(entries, wav_folder):
+    """Rows (without duration) per split of the listed utterances on disk, and those not found.
+
+    Listed names match files on disk in any extension case (``00001.WAV`` too)."""
+    finder, rows, not_found = ListedFiles(), {split: [] for split in SPLITS}, []
+    for split, relative in entries:
+        path = finder.find(wav_folder / relative)
+        if path is None:
+            not_found.append(relative)
+            continue
+        speaker, video, _ = PurePosixPath(relative).parts
+        rows[split].append(
+            {
+                "ID": str(PurePosixPath(relative).with_suffix("")).replace("/", "-"),
+                "wav": os.path.abspath(path),
+                "speaker": speaker,
+                "video": video,
+            }
+        )
+    return rows, not_found
+
+
+def _voxceleb_stamp(data_folder, save_folder, on_bad_audio):
+    """The stamp of the three split manifests."""
+    outputs = [save_folder / f"voxceleb1_sid_{split}.csv" for split in SPLITS]
+    options = {"data_folder": resolved_path(data_folder), "on_bad_audio": on_bad_audio}
+    return PreparationStamp(
+        save_folder,
+        STAMP_NAME,
+        prepare_voxceleb1_identification,
+        options,
+        outputs,
+        "VoxCeleb1 SID manifests",
+    )
+
+
+def _check_speakers(entries, kept, split_file):
+    """Warn about speakers short of utterances; a speaker the model must know that has no
+    training utterance left is an error (its valid or test utterances could not be scored)."""
+    listed = {split: Counter() for split in SPLITS}
+    for split, relative in entries:
+        listed[split][PurePosixPath(relative).parts[0]] += 1
+    counts = {split: Counter(row["speaker"] for row in kept[split]) for split in SPLITS}
+    evaluated = set(counts["valid"]) | set(counts["test"])
+    # A speaker absent from every split is a subset of the corpus, not an error.
+    return check_class_coverage(
+        "VoxCeleb1 SID", split_file, listed, counts, {"train": evaluated}
+    ), counts
+
+
 def prepare_voxceleb1_identification(
     data_folder,
     save_folder,
@@ -121,10 +177,15 @@ def prepare_voxceleb1_identification(
 
     Outputs are ``<save_folder>/voxceleb1_sid_{train,valid,test}.csv`` with the
     columns ``ID,duration,wav,speaker,video`` (``ID`` like
-    ``id10001-1zcIwhmdeo4-00001``, ``speaker`` the class label) and
-    ``voxceleb1_sid_speakers.json``, the sorted speaker IDs (class index order).
-    Nothing is done when all outputs exist. Under DDP wrap the call in
-    ``speechbrain.utils.distributed.run_on_main``.
+    ``id10001-1zcIwhmdeo4-00001``, ``speaker`` the class label) and the stamp
+    ``voxceleb1_sid.prepared.json``, which records the options that made them
+    and the utterances per speaker (see `ssast_sb.data.manifest.PreparationStamp`).
+    No speaker list is written: the class order is the fine-tuning label
+    encoder's (``label_encoder.txt``). Listed utterances absent from disk are
+    warned about with counts per speaker; a speaker with valid or test
+    utterances but no training utterance left is an error. The outputs are
+    reused when their stamp matches ``data_folder`` and ``on_bad_audio``. Under
+    DDP wrap the call in ``speechbrain.utils.distributed.run_on_main``.
 
     Arguments
     ---------
@@ -135,24 +196,27 @@ def prepare_voxceleb1_identification(
     skip_prep : bool
         If True, do nothing.
     on_bad_audio : {"error", "skip"}
-        What to do with a present file that is unreadable or empty (see
-        `ssast_sb.data.manifest.validate_audio_rows`); listed files absent from
-        disk are only counted.
+        What to do with a present file that is unreadable, truncated or empty
+        (see `ssast_sb.data.manifest.validate_audio_rows`); listed files absent
+        from disk are only counted.
     force : bool
-        Rewrite the outputs even when they all exist.
+        Rewrite the outputs even when their stamp matches.
 
     Returns
     -------
     dict or None
         ``train``, ``valid``, ``test``: the counts of `validate_audio_rows`;
         ``num_speakers`` (1,251 on the full corpus); ``listed``; ``not_found``
-        (listed utterances absent from disk); None when skipped.
+        (listed utterances absent from disk); ``short_classes`` (speakers short
+        of utterances, per split); None when skipped.
 
     Raises
     ------
     FileNotFoundError
         When ``wav/`` or the split file is missing (saying where to get them), or
         when none of the listed utterances is on disk.
+    ssast_sb.data.manifest.ClassLostError
+        When a speaker with valid or test utterances has no training utterance.
 
     Example
     -------
@@ -165,60 +229,34 @@ def prepare_voxceleb1_identification(
         logger.info("Skipping VoxCeleb1 preparation (skip_prep=True)")
         return None
     data_folder, save_folder = Path(data_folder), Path(save_folder)
-    split_csvs = {split: save_folder / f"voxceleb1_sid_{split}.csv" for split in SPLITS}
-    speakers_json = save_folder / SPEAKERS_JSON
-    if not force and manifests_exist([*split_csvs.values(), speakers_json]):
-        logger.info("VoxCeleb1 manifests already in %s, skipping preparation", save_folder)
+    stamp = _voxceleb_stamp(data_folder, save_folder, on_bad_audio)
+    if stamp.is_current(force):
         return None
+    stamp.invalidate()
 
     wav_folder, split_file = _find_inputs(data_folder)
     entries = read_iden_split(split_file)
-    rows = {split: [] for split in SPLITS}
-    not_found = []
-    for split, relative in entries:
-        path = wav_folder / relative
-        if not path.is_file():
-            not_found.append(relative)
-            continue
-        speaker, video, _ = PurePosixPath(relative).parts
-        rows[split].append(
-            {
-                "ID": str(PurePosixPath(relative).with_suffix("")).replace("/", "-"),
-                "wav": os.path.abspath(path),
-                "speaker": speaker,
-                "video": video,
-            }
-        )
+    rows, not_found = _listed_rows(entries, wav_folder)
     if not any(rows.values()):
         raise FileNotFoundError(
             f"None of the {len(entries)} utterances of {split_file} is under {wav_folder}; "
             f"extract the VoxCeleb1 wav archives from {DOWNLOAD_URL} there."
         )
-    if not_found:
-        logger.info(
-            "VoxCeleb1: %d of %d listed utterances not on disk (a subset?), e.g. %s",
-            len(not_found),
-            len(entries),
-            not_found[0],
-        )
 
     summary = {"listed": len(entries), "not_found": len(not_found)}
-    speakers = set()
-    for split, split_csv in split_csvs.items():
-        split_rows, summary[split] = validate_audio_rows(rows[split], on_bad_audio)
-        write_manifest_atomic(split_rows, split_csv, FIELDNAMES)
-        speakers.update(row["speaker"] for row in split_rows)
-        logger.info("VoxCeleb1 SID %s: %d utterances -> %s", split, len(split_rows), split_csv)
-    train_speakers = {row["speaker"] for row in rows["train"]}
-    unseen = speakers - train_speakers
-    if unseen:
-        logger.warning(
-            "%d speaker(s) have no training utterance, e.g. %s", len(unseen), min(unseen)
-        )
+    kept = {}
+    for split in SPLITS:
+        kept[split], summary[split] = validate_audio_rows(rows[split], on_bad_audio)
+    summary["short_classes"], counts = _check_speakers(entries, kept, split_file)
+    for split, split_csv in zip(SPLITS, stamp.outputs):
+        write_manifest_atomic(kept[split], split_csv, FIELDNAMES)
+        logger.info("VoxCeleb1 SID %s: %d utterances -> %s", split, len(kept[split]), split_csv)
+    speakers = set().union(*(set(counts[split]) for split in SPLITS))
     summary["num_speakers"] = len(speakers)
     logger.info("VoxCeleb1 SID: %d speakers (1,251 in the full corpus)", len(speakers))
-
-    # Written last: its presence means every split manifest is complete.
-    with atomic_open(speakers_json) as json_file:
-        json.dump(sorted(speakers), json_file, indent=1)
+    remove_obsolete(
+        save_folder / OBSOLETE_SPEAKERS_JSON,
+        "the label encoder saved with the model (label_encoder.txt) is the speaker list",
+    )
+    stamp.write(summary)
     return summary
