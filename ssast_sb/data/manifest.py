@@ -328,17 +328,17 @@ class PreparationStamp:
             if not existing:
                 return None, False
             return (
-                f"{', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''} exist but "
-                f"carry no stamp {self.path.name} (made before stamps existed, or by hand), "
-                "so the options that made them are unknown"
+                f"found {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''} but no "
+                f"stamp {self.path.name} (made before stamps existed, or by hand), so the "
+                "options that made them are unknown"
             ), True
         try:
             recorded = self._recorded()
         except (OSError, ValueError) as err:
-            return f"their stamp {self.path} is unreadable ({err})", True
+            return f"the stamp {self.path} is unreadable ({err})", True
         changes = _option_changes(recorded, {"function": self.function, **self.options})
         if changes:
-            return "they were made with other options: " + "; ".join(changes), True
+            return "made with other options: " + "; ".join(changes), True
         missing = [output.name for output in self.outputs if not output.is_file()]
         if missing:
             return f"{', '.join(missing)} missing although the stamp lists it", True
@@ -363,8 +363,8 @@ class PreparationStamp:
         reason, had_outputs = self._stale_reason()
         if reason is None and had_outputs:
             logger.info(
-                "The %s in %s are up to date (made by %s with %s), skipping preparation; "
-                "pass force=True to rebuild them",
+                "%s in %s already prepared (by %s with %s), skipping preparation; "
+                "pass force=True to rebuild",
                 self.what,
                 self.folder,
                 self.function,
@@ -583,7 +583,10 @@ class ClassLostError(ManifestError):
 
 def _per_class_text(shortfall):
     """``"dog 6/8, rain 7/8"`` (kept/listed), at most `_MAX_SHOWN` classes."""
-    items = [f"{label} {kept}/{listed}" for label, (kept, listed) in sorted(shortfall.items())]
+    items = [
+        f"{label} {kept}/{listed}" + (" (no clip in this split)" if listed == 0 else "")
+        for label, (kept, listed) in sorted(shortfall.items())
+    ]
     more = len(items) - _MAX_SHOWN
     return ", ".join(items[:_MAX_SHOWN]) + (f" ... and {more} more" if more > 0 else "")
 
@@ -593,7 +596,7 @@ def _split_shortfall(listed, kept):
     return {
         label: (kept.get(label, 0), count)
         for label, count in listed.items()
-        if kept.get(label, 0) < count or count == 0
+        if kept.get(label, 0) < count or count == kept.get(label, 0) == 0
     }
 
 
@@ -646,11 +649,13 @@ def check_class_coverage(dataset, listing, listed, kept, required=None):
     report, lost = {}, {}
     for split, split_listed in listed.items():
         split_kept = kept.get(split, {})
+        needed = set(split_listed) if required is None else set(required.get(split, ()))
+        # A needed class the split does not even list counts as listed with no clip.
+        split_listed = {**{label: 0 for label in needed - set(split_listed)}, **split_listed}
         shortfall = _split_shortfall(split_listed, split_kept)
         if not shortfall:
             continue
         report[split] = {label: list(counts) for label, counts in sorted(shortfall.items())}
-        needed = set(split_listed) if required is None else set(required.get(split, ()))
         gone = {label: c for label, c in shortfall.items() if c[0] == 0 and label in needed}
         if gone:
             lost[split] = gone
