@@ -534,6 +534,21 @@ def warn_unseen_frames(config):
     return message
 
 
+#: Fine-tuning strides of the original recipes per patch shape (docs/fidelity.md d.2).
+FINETUNE_STRIDES = {(16, 16): (10, 10), (128, 2): (128, 1)}
+
+
+def default_strides(fshape, tshape):
+    """The original recipes' fine-tuning strides for a patch shape; the shape itself otherwise.
+
+    Example
+    -------
+    >>> default_strides(16, 16), default_strides(128, 2), default_strides(8, 8)
+    ((10, 10), (128, 1), (8, 8))
+    """
+    return FINETUNE_STRIDES.get((fshape, tshape), (fshape, tshape))
+
+
 def task_encoder(
     pretrained_path=None,
     model_size=None,
@@ -568,8 +583,9 @@ def task_encoder(
     patch_shape : str, optional
         ``patch`` (16x16) or ``frame`` (128x2), checked in the same way; None
         takes the checkpoint's (``patch`` from scratch).
-    fstride, tstride : int
-        Patch strides of the task grid.
+    fstride, tstride : int or None
+        Patch strides of the task grid; None: the original recipes' strides for the
+        patch shape (:func:`default_strides`: 10/10 for patches, 128/1 for frames).
     target_frames : int
         Input frames of the task.
     pos_embed_adaptation : str
@@ -596,20 +612,22 @@ def task_encoder(
                 "Pretrained checkpoint %s: %s", pretrained_path, describe_config(pretrained.config)
             )
             check_pretrained_matches(pretrained.config, pretrained_path, model_size, patch_shape)
+            strides = default_strides(pretrained.config.fshape, pretrained.config.tshape)
             encoder = adapt_encoder(
                 pretrained,
-                fstride,
-                tstride,
+                fstride or strides[0],
+                tstride or strides[1],
                 target_frames,
                 method=pos_embed_adaptation,
                 variable_length=variable_length,
             )
         else:
+            strides = default_strides(*PATCH_SHAPES[patch_shape or "patch"])
             config = EncoderConfig.from_names(
                 model_size or "base",
                 patch_shape or "patch",
-                fstride=fstride,
-                tstride=tstride,
+                fstride=fstride or strides[0],
+                tstride=tstride or strides[1],
                 input_tdim=target_frames,
                 variable_length=variable_length,
             )

@@ -305,6 +305,19 @@ class SSASTEncoder(nn.Module):
         """``(f_dim, t_dim)`` of the patch grid."""
         return self.config.grid
 
+    def input_grid(self, frames):
+        """``(f_dim, t_dim)`` of an input of ``frames`` frames (shorter with ``variable_length``).
+
+        Example
+        -------
+        >>> encoder = SSASTEncoder(EncoderConfig(embed_dim=8, depth=1, num_heads=2,
+        ...                                      input_tdim=64, variable_length=True))
+        >>> encoder.grid, encoder.input_grid(32)
+        ((8, 4), (8, 2))
+        """
+        cfg = self.config
+        return patch_grid(cfg.input_fdim, frames, cfg.fshape, cfg.tshape, cfg.fstride, cfg.tstride)
+
     def embed_patches(self, spectrogram):
         """Patch embeddings ``(B, N, D)`` of a ``(B, T, F)`` spectrogram."""
         self._check_input(spectrogram)

@@ -264,7 +264,8 @@ class SSASTClassifier(nn.Module):
         """
         valid = None
         if num_frames is not None:
-            valid = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tstride)
+            grid = self.encoder.input_grid(spectrogram.shape[1])
+            valid = valid_patches(num_frames, grid, self.encoder.config.tstride)
         return pool_tokens(
             self.encoder(spectrogram), self.pooling, self.encoder.num_class_tokens, valid
         )
@@ -342,7 +343,8 @@ class LayerWeightedClassifier(nn.Module):
         projected = self.projector(torch.einsum("l,lbtd->btd", weights, torch.stack(layers)))
         if num_frames is None:
             return projected.mean(dim=1)
-        patches = valid_patches(num_frames, self.encoder.grid, self.encoder.config.tstride)
+        grid = self.encoder.input_grid(spectrogram.shape[1])
+        patches = valid_patches(num_frames, grid, self.encoder.config.tstride)
         tokens = torch.ones(patches.shape[0], self.encoder.num_class_tokens, dtype=torch.bool)
         keep = torch.cat([tokens.to(patches.device), patches], dim=1).unsqueeze(-1)
         return (projected * keep).sum(dim=1) / keep.sum(dim=1)

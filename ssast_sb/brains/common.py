@@ -10,6 +10,8 @@ import logging
 import os
 import re
 import shutil
+from pathlib import Path
+from unittest import mock
 
 import speechbrain as sb
 import torch
@@ -23,8 +25,9 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 from speechbrain.utils.distributed import ddp_barrier, get_rank, if_main_process
+from speechbrain.utils.run_opts import RunOptions
 
-from ssast_sb.fileio import save_atomic
+from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
 logger = logging.getLogger(__name__)
@@ -406,11 +409,12 @@ def debug_output_folder(output_folder):
     return str(output_folder).rstrip("/") + DEBUG_SUFFIX
 
 
-def resolved_value(hparams_file, overrides, key):
-    """A top-level value of a recipe YAML, its references resolved, without building any object.
+def resolved_yaml(hparams_file, overrides):
+    """A recipe YAML's top-level values, references resolved, without building any object.
 
-    Placeholders the command line leaves unset are filled with empty strings,
-    which is harmless for reading another key.
+    Placeholders the command line leaves unset become empty strings; tagged
+    values (``!new:``, ``!apply:``) stay unbuilt. Recipes read their data
+    options from it before the objects exist.
 
     Arguments
     ---------
@@ -418,37 +422,161 @@ def resolved_value(hparams_file, overrides, key):
         The YAML.
     overrides : dict
         Command-line overrides.
-    key : str
-        The key to read.
 
     Returns
     -------
-    object
+    dict-like
 
     Example
     -------
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "h.yaml")
     >>> _ = open(path, "w").write("seed: 1\\ndata: !PLACEHOLDER\\nout: !ref runs/<seed>\\n")
-    >>> resolved_value(path, {"seed": 7}, "out")
-    'runs/7'
+    >>> values = resolved_yaml(path, {"seed": 7})
+    >>> values["out"], values["data"]
+    ('runs/7', '')
     """
     with open(hparams_file, encoding="utf-8") as stream:
         text = stream.read()
     unset = re.findall(r"^(\w+):\s*!PLACEHOLDER", text, flags=re.MULTILINE)
     fillers = {name: "" for name in unset if name not in overrides}
     resolved = resolve_references(io.StringIO(text), {**fillers, **overrides}).getvalue()
-    return YAML(typ="rt").load(resolved)[key]
+    return YAML(typ="rt").load(resolved)
+
+
+def parse_without_abbreviations(argv):
+    """SpeechBrain's ``parse_arguments``, with its run options matched by their full names only.
+
+    SpeechBrain's argparse parser accepts abbreviations, so a YAML override that
+    is the start of a run option is taken as that option: ``--data /my/clips``
+    became ``--data_parallel_backend`` and the path a stray value. With
+    abbreviations off, it stays the YAML's ``data``. (SpeechBrain builds its
+    parser inside ``parse_arguments``; it is patched for the call only.)
+
+    Arguments
+    ---------
+    argv : list of str
+        The command line.
+
+    Returns
+    -------
+    tuple
+        As ``speechbrain.parse_arguments``.
+
+    Example
+    -------
+    >>> _, opts, overrides = parse_without_abbreviations(["h.yaml", "--data", "/x", "--seed", "1"])
+    >>> overrides, opts.data_parallel_backend
+    ('data: /x\\nseed: 1', False)
+    """
+    build = RunOptions._create_parser
+
+    def exact_parser():
+        parser = build()
+        parser.allow_abbrev = False
+        return parser
+
+    with mock.patch.object(RunOptions, "_create_parser", staticmethod(exact_parser)):
+        return sb.parse_arguments(argv)
+
+
+def parse_recipe_arguments(argv):
+    """A recipe's command line: the YAML, SpeechBrain's run options and the YAML overrides.
+
+    Two departures from SpeechBrain's command line: ``--ckpt_interval_minutes``
+    takes a float, and a ``--debug`` run gets ``output_folder`` set to
+    ``<output_folder>-debug`` (its manifests, checkpoints, logs and exports), so it
+    never overwrites or appends to a real run's files. DDP starts here when asked.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
+
+    Returns
+    -------
+    tuple
+        ``(hparams_file, run_opts, overrides)``, ``overrides`` a dict.
+    """
+    argv, interval_minutes = take_float_option(list(argv), "ckpt_interval_minutes")
+    hparams_file, run_opts, overrides = parse_without_abbreviations(argv)
+    if interval_minutes is not None:
+        run_opts = dataclasses.replace(
+            run_opts,
+            ckpt_interval_minutes=interval_minutes,
+            overridden_args=run_opts.overridden_args | {"ckpt_interval_minutes"},
+        )
+    sb.utils.distributed.ddp_init_group(run_opts)
+    if isinstance(overrides, str):
+        overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
+    overrides = overrides or {}
+    if run_opts["debug"]:
+        real = resolved_yaml(hparams_file, overrides)["output_folder"]
+        folder = debug_output_folder(real)
+        logger.warning("--debug: writing to %s, not to %s (a real run's folder)", folder, real)
+        overrides = {**overrides, "output_folder": folder}
+    return hparams_file, run_opts, overrides
+
+
+def start_experiment(hparams_file, run_opts, overrides):
+    """Loads the YAML and makes the experiment folder, as SpeechBrain's recipes do.
+
+    A checkpoint interval given on the command line replaces the YAML's other one
+    (:func:`resolve_checkpoint_intervals`).
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML.
+    run_opts : speechbrain.utils.run_opts.RunOptions
+        From :func:`parse_recipe_arguments`.
+    overrides : dict
+        YAML overrides.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts)``.
+    """
+    hparams = load_hparams(hparams_file, overrides)
+    run_opts = resolve_checkpoint_intervals(run_opts, hparams)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams, run_opts
+
+
+def save_resolved_hparams(hparams_file, overrides, folder):
+    """Rewrites ``<folder>/hyperparams.yaml`` with ``overrides`` resolved, as SpeechBrain writes it.
+
+    For a recipe that decides values after the experiment folder exists (from the
+    data), so that the saved YAML holds what the run used.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML.
+    overrides : dict
+        Every override of the run.
+    folder : str
+        The experiment folder.
+    """
+    if not if_main_process():
+        return
+    with open(hparams_file, encoding="utf-8") as stream:
+        resolved = resolve_references(stream, overrides).getvalue()
+    with atomic_open(Path(folder) / "hyperparams.yaml") as stream:
+        stream.write(f"# Resolved from {os.path.abspath(hparams_file)} and the run's overrides\n")
+        stream.write(resolved)
 
 
 def load_recipe(argv):
     """What every recipe does first: parse, start DDP if asked, load the YAML, make the folder.
 
-    Two departures from SpeechBrain's command line: ``--ckpt_interval_minutes``
-    takes a float, and a checkpoint interval given on the command line replaces
-    the YAML's other one (:func:`resolve_checkpoint_intervals`). A ``--debug``
-    run writes into ``<output_folder>-debug`` (its manifests, checkpoints, logs
-    and exports), so it never overwrites or appends to a real run's files.
+    See :func:`parse_recipe_arguments` (float checkpoint intervals, ``--debug``
+    into its own folder) and :func:`start_experiment`.
 
     Arguments
     ---------
@@ -461,30 +589,8 @@ def load_recipe(argv):
         ``(hparams, run_opts, hparams_file, overrides)``; ``overrides`` is a dict, to
         reload the YAML with :func:`load_hparams` (e.g. once per fold).
     """
-    argv, interval_minutes = take_float_option(list(argv), "ckpt_interval_minutes")
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    if interval_minutes is not None:
-        run_opts = dataclasses.replace(
-            run_opts,
-            ckpt_interval_minutes=interval_minutes,
-            overridden_args=run_opts.overridden_args | {"ckpt_interval_minutes"},
-        )
-    sb.utils.distributed.ddp_init_group(run_opts)
-    if isinstance(overrides, str):
-        overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
-    overrides = overrides or {}
-    if run_opts["debug"]:
-        real = resolved_value(hparams_file, overrides, "output_folder")
-        folder = debug_output_folder(real)
-        logger.warning("--debug: writing to %s, not to %s (a real run's folder)", folder, real)
-        overrides = {**overrides, "output_folder": folder}
-    hparams = load_hparams(hparams_file, overrides)
-    run_opts = resolve_checkpoint_intervals(run_opts, hparams)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams_file, run_opts, overrides = parse_recipe_arguments(argv)
+    hparams, run_opts = start_experiment(hparams_file, run_opts, overrides)
     return hparams, run_opts, hparams_file, overrides
 
 
