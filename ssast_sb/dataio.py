@@ -17,7 +17,7 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
-from ssast_sb.data.audio import AudioError, load_audio
+from ssast_sb.data.audio import AudioError, announce_once, load_audio
 from ssast_sb.data.manifest import ManifestError, read_manifest
 from ssast_sb.frontend import SAMPLE_RATE, pad_or_cut
 from ssast_sb.padding import random_crop as crop_or_pad
@@ -55,13 +55,18 @@ class SkippingPaddedBatch(PaddedBatch):
 
 
 def _read_or_skip(wav, sample_rate, on_bad_audio):
-    """Reads a file; under ``skip`` an unusable file gives None (dropped by the collate)."""
+    """Reads a file; under ``skip`` an unusable file gives None (dropped by the collate).
+
+    The warning naming a skipped file is logged once per file and process, not every epoch.
+    """
     try:
         return load_audio(wav, sample_rate)
     except AudioError as error:
         if on_bad_audio != "skip":
             raise
-        logger.warning("Skipping unusable audio: %s", error)
+        announce_once(
+            "skip", wav, logging.WARNING, "Skipping unusable audio: %s", error, log=logger
+        )
         return None
 
 

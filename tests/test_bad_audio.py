@@ -81,3 +81,14 @@ def test_label_missing_from_the_encoder_is_named():
     encoder.update_from_iterable(["dog", "rain"])
     with pytest.raises(KeyError, match="'cat' is not in the label encoder"):
         label_pipeline(encoder)("cat")
+
+
+def test_each_skipped_file_is_named_once_not_every_epoch(corpus, caplog):
+    with caplog.at_level(logging.WARNING, logger="ssast_sb.dataio"):
+        for _ in range(3):  # three epochs
+            _batches(corpus, "skip")
+    skipped = [
+        r.getMessage() for r in caplog.records if "Skipping unusable audio" in r.getMessage()
+    ]
+    assert len(skipped) == 4  # truncated.flac, cut.wav, zero_bytes.wav, nan.wav: once each
+    assert sum("Dropped 4 unusable clip(s)" in r.getMessage() for r in caplog.records) == 3

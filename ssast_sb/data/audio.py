@@ -96,7 +96,7 @@ class AudioInfo:
     duration_s: float
 
 
-def announce_once(kind, path, level, message, *args):
+def announce_once(kind, path, level, message, *args, log=None):
     """Log ``message`` the first time this process sees ``(kind, path)``; later calls are silent.
 
     Arguments
@@ -111,6 +111,8 @@ def announce_once(kind, path, level, message, *args):
         ``%``-style format string of the log line; ``args`` fill it.
     *args
         Values of the format string.
+    log : logging.Logger, optional
+        The logger to use; this module's by default.
 
     Returns
     -------
@@ -128,7 +130,7 @@ def announce_once(kind, path, level, message, *args):
     if key in _ANNOUNCED:
         return False
     _ANNOUNCED.add(key)
-    logger.log(level, message, *args)
+    (log or logger).log(level, message, *args)
     return True
 
 

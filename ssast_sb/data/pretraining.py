@@ -33,6 +33,14 @@ def prepare_pretraining_data(
 ):
     """Prepares every source and writes ``pretrain_train.csv`` and ``pretrain_valid.csv``.
 
+    Every manifest carries a preparation stamp (see
+    :class:`ssast_sb.data.manifest.PreparationStamp`): a rerun into the same
+    ``save_folder`` with other sources (``extra_sources``, ``valid_source``, the
+    AudioSet or LibriSpeech folders and splits) or another ``on_bad_audio`` or
+    ``seed`` rebuilds what changed, with a WARNING saying which option changed
+    (old -> new), and the two pools follow the manifests they mix (their stamps
+    record each source's path and content digest).
+
     Arguments
     ---------
     save_folder : str
