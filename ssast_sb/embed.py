@@ -1,23 +1,56 @@
-"""Clip embeddings of a folder or manifest of audio files with a trained SSAST model.
+"""Embeddings of a folder or manifest of audio files with any SSAST model, fine-tuned or not.
 
 ::
 
+    python -m ssast_sb.embed --model SSAST-Base-Frame-400.pth --input clips/ --output emb.pt
+    python -m ssast_sb.embed --model results/pretrain/pretrained --input train.csv \\
+        --output emb.npy --layer 6
+    python -m ssast_sb.embed --model SSAST-Base-Patch-400.pth --input clips/ --output frames.pt \\
+        --level frame --layer all
     python -m ssast_sb.embed --model results/esc50/inference --input clips/ --output emb.pt
-    python -m ssast_sb.embed --model DIR --input train.csv --output emb.npy --layer 6
 
-The model is an inference folder (see :mod:`ssast_sb.inference`). Clips are
-sorted by duration and batched so that each batch holds at most
-``batch_seconds`` of model input. A clip longer than the model's input
-(``target_frames`` of its frontend) is cut into windows of the model's length
-whose frames line up with the clip's own frames; the last window is padded by
-the frontend as a short clip is in training, and the clip's embedding is the
-mean of its window embeddings.
+``--model`` is a self-supervised pretraining checkpoint (a released
+``SSAST-*.pth``, a pretraining run's ``pretrained/`` folder or its
+``ssast_pretrained.pth``/``.ckpt``, a SpeechBrain ``CKPT+*`` folder of it),
+used frozen without any fine-tuning, or an inference folder written by a
+fine-tuning run. Everything is computed by
+:class:`ssast_sb.inference.SSASTEncoderInterface`, which says how:
 
-The output holds ``{"ids": [...], "embeddings": (N, D)}`` in input order: a
-``.pt`` file, or a ``.npy`` array plus the IDs in ``<name>.ids.txt`` next to it.
-A missing, empty or undecodable file stops the run with an ``AudioError``
-naming it; with ``--on-bad-audio skip`` such files are left out, listed in a
-warning and counted in the last line.
+* A pretraining checkpoint runs at its pretraining grid (16x16 patches at
+  stride 16, or 128x2 frames at stride 2, over its ``p_input_tdim`` frames,
+  1024 for the released models) with AudioSet statistics; ``--fstride``,
+  ``--tstride`` and ``--input-tdim`` choose another grid (the original
+  position-embedding adaptation), ``--mean``/``--std`` or ``--norm-preset``
+  other statistics.
+* A clip shorter than the input is embedded from its own frames, not padded to
+  the input (the encoder's ``variable_length`` path, as the original author
+  advised for short clips), and mean pooling averages real audio only;
+  ``--pad-to-input`` pads to the full input and averages the padding too, as the
+  original does. An inference folder keeps the input handling it was fine-tuned with.
+* ``--layer``: a block (0-based, negative from the end), ``last`` (after the
+  final LayerNorm), or ``all`` (every block, stacked). Default: ``last``, or an
+  inference folder's own embedding (what its head sees) at clip level.
+* ``--level clip`` (``--pooling mean`` over patch tokens, or ``cls``) or
+  ``--level frame``: a time-ordered sequence per file, one frame per patch
+  column (a patch model's frequency rows averaged), every ``tstride`` x 10 ms.
+* A clip longer than the model's input is cut into windows whose frames are the
+  clip's own (``--window-s``, default the model's input); its clip embedding is
+  the mean of its windows', its frame sequence theirs concatenated in time.
+* Files of any sample rate are resampled to 16 kHz and mixed to mono.
+
+Clips are sorted by duration and batched so that each batch holds at most
+``--batch-seconds`` of model input.
+
+The output, in input order, is a ``.pt`` file holding ``{"ids": [...],
+"embeddings": ..., "meta": {...}}`` (plus ``"lengths"`` at frame level), or at
+clip level an ``.npy`` array with the IDs in ``<name>.ids.txt`` next to it.
+Clip embeddings are an ``(N, D)`` tensor (``(N, L, D)`` with ``--layer all``);
+frame embeddings a list of ``(T'_i, D)`` tensors (``(L, T'_i, D)``), which only
+``.pt`` holds. ``meta`` names the model, encoder, layer, level, pooling, window,
+input handling and statistics, and at frame level ``hop_s`` and
+``frame_rate_hz``. A missing, empty or undecodable file stops the run with an
+``AudioError`` naming it; with ``--on-bad-audio skip`` such files are left out,
+listed in a warning and counted in the last line.
 
 Authors
  * ssast-sb contributors
@@ -41,10 +74,9 @@ from ssast_sb.data.manifest import (
     read_manifest,
     validate_audio_rows,
 )
-from ssast_sb.encoder import SSASTEncoder, pool_tokens
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.frontend import SAMPLE_RATE
-from ssast_sb.inference import SSASTAudioClassifier, window_bounds
+from ssast_sb.frontend import PRESETS, SAMPLE_RATE
+from ssast_sb.inference import LEVELS, POOLINGS, SSASTAudioClassifier, SSASTEncoderInterface
 
 logger = logging.getLogger(__name__)
 
@@ -161,15 +193,70 @@ def _is_speechbrain_manifest(source):
     return all(column in header for column in REQUIRED_COLUMNS)
 
 
-def duration_batches(durations, window_s, batch_seconds):
+def load_embedder(model, device="cpu", savedir=None, **options):
+    """Loads any SSAST model as an :class:`~ssast_sb.inference.SSASTEncoderInterface`.
+
+    Arguments
+    ---------
+    model : str or pathlib.Path
+        A pretraining checkpoint or an inference folder (see
+        :meth:`~ssast_sb.inference.SSASTEncoderInterface.from_checkpoint`).
+    device : str
+        ``cpu`` or ``cuda[:N]``.
+    savedir : str, optional
+        Where SpeechBrain links an inference folder's files; None loads them in place.
+    **options
+        ``fstride``, ``tstride``, ``input_tdim``, ``mean``, ``std``,
+        ``norm_preset``, ``pad_to_input`` of ``from_checkpoint``.
+
+    Returns
+    -------
+    SSASTEncoderInterface
+
+    Example
+    -------
+    >>> try:
+    ...     load_embedder("no/such/model.pth")
+    ... except FileNotFoundError as error:
+    ...     print(str(error)[:56])
+    Model not found: no/such/model.pth does not exist; expec
+    """
+    return SSASTEncoderInterface.from_checkpoint(
+        model, savedir=savedir, run_opts={"device": device}, **options
+    )
+
+
+def as_embedder(model):
+    """An :class:`~ssast_sb.inference.SSASTEncoderInterface` of a loaded model.
+
+    Arguments
+    ---------
+    model : SSASTEncoderInterface or SSASTAudioClassifier
+        A loaded model (a classifier's modules are shared, not copied).
+
+    Returns
+    -------
+    SSASTEncoderInterface
+    """
+    if isinstance(model, SSASTAudioClassifier):
+        return SSASTEncoderInterface.from_classifier(model)
+    if not isinstance(model, SSASTEncoderInterface):
+        raise TypeError(
+            f"Expected an SSASTEncoderInterface or SSASTAudioClassifier, got {type(model).__name__}"
+        )
+    return model
+
+
+def duration_batches(durations, window_s, batch_seconds, pad_to_window=True):
     """Groups clips, shortest first, into batches of at most ``batch_seconds`` of model input.
 
-    A clip costs ``windows x window_s`` seconds, since every window is padded
-    to the model's length; a clip costlier than ``batch_seconds`` gets a batch
-    of its own. (SpeechBrain's ``DynamicBatchSampler``, which the fine-tuning
-    loaders use, buckets a dataset by its own length; here the cost of a clip
-    is its number of model windows and all of a clip's windows must share a
-    batch, which it does not express.)
+    With ``pad_to_window`` a clip costs ``windows x window_s`` seconds, since
+    every window is padded to the model's length; without, its own duration.
+    A clip costlier than ``batch_seconds`` gets a batch of its own.
+    (SpeechBrain's ``DynamicBatchSampler``, which the fine-tuning loaders use,
+    buckets a dataset by its own length; here the cost of a clip is its number
+    of model windows and all of a clip's windows must share a batch, which it
+    does not express.)
 
     Arguments
     ---------
@@ -179,6 +266,8 @@ def duration_batches(durations, window_s, batch_seconds):
         Model input (window) length in seconds.
     batch_seconds : float
         Budget per batch.
+    pad_to_window : bool
+        Whether every window is padded to ``window_s``.
 
     Returns
     -------
@@ -189,10 +278,13 @@ def duration_batches(durations, window_s, batch_seconds):
     -------
     >>> duration_batches([3.0, 0.5, 1.0, 0.2], window_s=1.0, batch_seconds=2.0)
     [[3, 1], [2], [0]]
+    >>> duration_batches([3.0, 0.5, 1.0, 0.2], 1.0, 2.0, pad_to_window=False)
+    [[3, 1, 2], [0]]
     """
     batches, current, total = [], [], 0.0
     for position in sorted(range(len(durations)), key=lambda i: durations[i]):
-        cost = window_s * max(1, -(-round(durations[position] * 100) // round(window_s * 100)))
+        windows = max(1, -(-round(durations[position] * 100) // round(window_s * 100)))
+        cost = window_s * windows if pad_to_window else durations[position]
         if current and total + cost > batch_seconds:
             batches.append(current)
             current, total = [], 0.0
@@ -201,87 +293,6 @@ def duration_batches(durations, window_s, batch_seconds):
     if current:
         batches.append(current)
     return batches
-
-
-def embed_windows(classifier, wavs, wav_lens, layer=None, pooling="mean"):
-    """One embedding per waveform, each at most the model's length.
-
-    Arguments
-    ---------
-    classifier : SSASTAudioClassifier
-        The loaded model.
-    wavs : torch.Tensor
-        ``(B, N)`` 16 kHz waveforms, zero-padded.
-    wav_lens : torch.Tensor
-        ``(B,)`` relative lengths.
-    layer : int or str, optional
-        None: the model's own embedding (``embedding_model``, what its head
-        sees); ``last``: the encoder output after the final LayerNorm; an int:
-        the output of that block (0-based, negative from the end, before the
-        final LayerNorm).
-    pooling : str
-        ``mean`` (patch tokens) or ``cls`` (class tokens), when ``layer`` is set.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(B, D)`` on the CPU.
-    """
-    if layer is None:
-        return classifier.encode_batch(wavs, wav_lens).squeeze(1).cpu()
-    tokens, layers = classifier.extract_features(wavs, wav_lens, return_layers=True)
-    chosen = tokens if layer == "last" else layers[int(layer)]
-    return pool_tokens(chosen, pooling, SSASTEncoder.num_class_tokens).cpu()
-
-
-def embed_clips(classifier, wavs, window_frames, layer=None, pooling="mean"):
-    """Clip embeddings as the mean of their windows' embeddings, all windows in one batch.
-
-    Arguments
-    ---------
-    classifier : SSASTAudioClassifier
-        The loaded model.
-    wavs : list of torch.Tensor
-        ``(N_i,)`` 16 kHz clips.
-    window_frames : int
-        Frames per window (:func:`ssast_sb.inference.window_bounds`).
-    layer : int or str, optional
-        See :func:`embed_windows`.
-    pooling : str
-        See :func:`embed_windows`.
-
-    Returns
-    -------
-    embeddings : torch.Tensor
-        ``(len(wavs), D)`` on the CPU.
-    num_windows : torch.Tensor
-        ``(len(wavs),)`` windows averaged per clip.
-    """
-    chunks, owners = [], []
-    for slot, wav in enumerate(wavs):
-        bounds = window_bounds(wav.numel(), window_frames)
-        chunks.extend(wav[start:end] for start, end in bounds)
-        owners.extend([slot] * len(bounds))
-    batch = torch.nn.utils.rnn.pad_sequence(chunks, batch_first=True)
-    wav_lens = torch.tensor([chunk.numel() / batch.shape[1] for chunk in chunks])
-    window_embeddings = embed_windows(classifier, batch, wav_lens, layer, pooling)
-    owners = torch.tensor(owners)
-    sums = window_embeddings.new_zeros(len(wavs), window_embeddings.shape[1])
-    sums.index_add_(0, owners, window_embeddings)
-    num_windows = torch.bincount(owners, minlength=len(wavs))
-    return sums / num_windows.unsqueeze(1), num_windows
-
-
-def _window_frames(classifier, window_s):
-    """Frames per window: the model's input, or ``window_s`` when given (at most that)."""
-    model_frames = classifier.mods.compute_features.target_frames
-    window_frames = model_frames if window_s is None else round(window_s * 100)
-    if not 0 < window_frames <= model_frames:
-        raise ValueError(
-            f"window_s={window_s} must be positive and at most the model's input "
-            f"({model_frames / 100} s = {model_frames} frames)"
-        )
-    return window_frames
 
 
 def _try_audio(read, path, on_bad_audio):
@@ -297,6 +308,18 @@ def _try_audio(read, path, on_bad_audio):
 def _load_16k(path):
     """The file as a mono 16 kHz waveform."""
     return load_audio(path, SAMPLE_RATE)
+
+
+def _load_batch(paths, positions, left_out, on_bad_audio):
+    """``{position: waveform}`` of the usable files; the others go to ``left_out``."""
+    wavs = {}
+    for position in (position for position in positions if position not in left_out):
+        wav, problem = _try_audio(_load_16k, paths[position], on_bad_audio)
+        if problem is None:
+            wavs[position] = wav
+        else:
+            left_out[position] = problem
+    return wavs
 
 
 def _measure_durations(paths, on_bad_audio):
@@ -323,7 +346,7 @@ def _warn_left_out(problems, total):
 
 @torch.no_grad()
 def embed_files(
-    classifier,
+    model,
     paths,
     ids=None,
     durations=None,
@@ -333,13 +356,14 @@ def embed_files(
     window_s=None,
     progress=True,
     on_bad_audio="error",
+    level="clip",
 ):
     """Embeds audio files, windowing those longer than the model's input.
 
     Arguments
     ---------
-    classifier : SSASTAudioClassifier
-        The loaded model (:func:`load_classifier`).
+    model : SSASTEncoderInterface or SSASTAudioClassifier
+        The loaded model (:func:`load_embedder`).
     paths : sequence of str
         Audio files (any rate; resampled to 16 kHz, mixed to mono).
     ids : sequence of str, optional
@@ -347,9 +371,10 @@ def embed_files(
     durations : sequence of float, optional
         Their durations in seconds, for batching (default: read from the headers).
     layer : int or str, optional
-        See :func:`embed_windows`.
+        A block index, ``last``, ``all``, or None (see
+        :class:`~ssast_sb.inference.SSASTEncoderInterface`).
     pooling : str
-        See :func:`embed_windows`.
+        ``mean`` or ``cls`` (clip level).
     batch_seconds : float
         Model input per batch, in seconds.
     window_s : float, optional
@@ -359,40 +384,43 @@ def embed_files(
     on_bad_audio : {"error", "skip"}
         ``error`` raises the ``AudioError`` (naming the file) of a missing, empty
         or undecodable file; ``skip`` leaves such files out, listed in one warning.
+    level : str
+        ``clip`` or ``frame``.
 
     Returns
     -------
     dict
-        ``ids`` (list), ``embeddings`` (``(N, D)`` tensor, input order) and
-        ``num_windows`` (``(N,)`` windows averaged per clip) of the embedded
-        files, and ``left_out``: ``(id, problem)`` of the files left out.
+        ``ids`` (list) of the embedded files, in input order; ``embeddings``:
+        clip level an ``(N, D)`` (``(N, L, D)``) tensor, frame level a list of
+        ``(T'_i, D)`` (``(L, T'_i, D)``) tensors, with ``lengths`` ``(N,)``;
+        ``num_windows`` ``(N,)`` windows per clip; ``left_out``: ``(id, problem)``
+        of the files left out; ``meta``: see
+        :meth:`~ssast_sb.inference.SSASTEncoderInterface.describe`.
     """
     if on_bad_audio not in BAD_AUDIO_POLICIES:
         raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_POLICIES}, got {on_bad_audio!r}")
+    embedder = as_embedder(model)
     paths = [str(path) for path in paths]
     ids = list(paths if ids is None else ids)
-    window_frames = _window_frames(classifier, window_s)
+    window_frames = embedder.window_frames(
+        level, None if window_s is None else round(window_s * 100)
+    )
+    meta = embedder.describe(layer, level, pooling, window_frames)
     left_out = {}
     if durations is None:
         durations, left_out = _measure_durations(paths, on_bad_audio)
     embeddings = [None] * len(paths)
     num_windows = torch.zeros(len(paths), dtype=torch.long)
-    batches = duration_batches(durations, window_frames / 100, batch_seconds)
+    batches = duration_batches(durations, window_frames / 100, batch_seconds, embedder.pad_to_input)
     with tqdm(total=len(paths), desc="Embedding", unit="clip", disable=not progress) as bar:
         for batch in batches:
-            wavs = {}
-            for position in (position for position in batch if position not in left_out):
-                wav, problem = _try_audio(_load_16k, paths[position], on_bad_audio)
-                if problem is None:
-                    wavs[position] = wav
-                else:
-                    left_out[position] = problem
+            wavs = _load_batch(paths, batch, left_out, on_bad_audio)
             if wavs:
-                means, counts = embed_clips(
-                    classifier, list(wavs.values()), window_frames, layer, pooling
+                outputs, counts = embedder.encode_clips(
+                    list(wavs.values()), layer, level, pooling, window_frames
                 )
                 for slot, position in enumerate(wavs):
-                    embeddings[position], num_windows[position] = means[slot], counts[slot]
+                    embeddings[position], num_windows[position] = outputs[slot], counts[slot]
             bar.update(len(batch))
     _warn_left_out([left_out[position] for position in sorted(left_out)], len(paths))
     kept = [position for position in range(len(paths)) if position not in left_out]
@@ -400,12 +428,18 @@ def embed_files(
         raise ValueError(
             f"No usable audio to embed: all {len(paths)} files left out" if paths else "No files"
         )
-    return {
+    result = {
         "ids": [ids[position] for position in kept],
-        "embeddings": torch.stack([embeddings[position] for position in kept]),
+        "embeddings": [embeddings[position] for position in kept],
         "num_windows": num_windows[kept],
         "left_out": [(ids[position], left_out[position]) for position in sorted(left_out)],
+        "meta": meta,
     }
+    if level == "clip":
+        result["embeddings"] = torch.stack(result["embeddings"])
+    else:
+        result["lengths"] = torch.tensor([frames.shape[-2] for frames in result["embeddings"]])
+    return result
 
 
 def ids_sidecar(path):
@@ -419,17 +453,22 @@ def ids_sidecar(path):
     return Path(path).with_suffix(".ids.txt")
 
 
-def save_embeddings(ids, embeddings, path):
-    """Writes ``{"ids", "embeddings"}`` to ``.pt``, or ``.npy`` plus ``<name>.ids.txt``, atomically.
+def save_embeddings(ids, embeddings, path, meta=None):
+    """Writes the embeddings to ``.pt``, or ``.npy`` plus ``<name>.ids.txt``, atomically.
 
     Arguments
     ---------
     ids : list of str
-        One per row.
-    embeddings : torch.Tensor
-        ``(N, D)``.
+        One per embedding.
+    embeddings : torch.Tensor or list of torch.Tensor
+        ``(N, D)`` or ``(N, L, D)`` clip embeddings, or a list of ``N`` frame
+        sequences ``(T'_i, D)`` or ``(L, T'_i, D)`` (``.pt`` only).
     path : str or pathlib.Path
-        Ends in ``.pt`` or ``.npy``.
+        Ends in ``.pt`` (``{"ids", "embeddings", "meta"}``, plus ``"lengths"``
+        ``(N,)`` for frame sequences) or ``.npy`` (the array; the IDs in
+        :func:`ids_sidecar`; no metadata).
+    meta : dict, optional
+        What the embeddings are (see :func:`embed_files`).
 
     Example
     -------
@@ -438,16 +477,31 @@ def save_embeddings(ids, embeddings, path):
     >>> load_embeddings(path)
     (['a', 'b'], tensor([[1., 0.],
             [0., 1.]]))
+    >>> path = path.with_suffix(".pt")
+    >>> save_embeddings(["a"], [torch.zeros(5, 2)], path, meta={"level": "frame"})
+    >>> torch.load(path)["lengths"]
+    tensor([5])
     """
     path = Path(path)
     ids = [str(utt_id) for utt_id in ids]
     if len(ids) != len(embeddings):
         raise ValueError(f"{len(ids)} IDs for {len(embeddings)} embeddings")
+    frames = isinstance(embeddings, (list, tuple))
     if path.suffix == ".pt":
-        save_atomic({"ids": ids, "embeddings": embeddings.detach().cpu()}, path)
+        data = {"ids": ids, "meta": dict(meta or {})}
+        if frames:
+            data["embeddings"] = [sequence.detach().cpu() for sequence in embeddings]
+            data["lengths"] = torch.tensor([sequence.shape[-2] for sequence in embeddings])
+        else:
+            data["embeddings"] = embeddings.detach().cpu()
+        save_atomic(data, path)
         return
     if path.suffix != ".npy":
         raise ValueError(f"Output {path} must end in .pt or .npy")
+    if frames:
+        raise ValueError(
+            f"Output {path}: frame embeddings have one length per file and go to a .pt file"
+        )
     if any("\n" in utt_id for utt_id in ids):
         raise ValueError("IDs with line breaks cannot go to an .ids.txt file; use .pt")
     with atomic_open(ids_sidecar(path)) as stream:
@@ -456,47 +510,122 @@ def save_embeddings(ids, embeddings, path):
         np.save(stream, embeddings.detach().cpu().numpy())
 
 
-def load_embeddings(path):
+def load_embeddings(path, with_meta=False):
     """Reads what :func:`save_embeddings` wrote.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A ``.pt`` or ``.npy`` output.
+    with_meta : bool
+        Also return the metadata (``{}`` for ``.npy``).
 
     Returns
     -------
     ids : list of str
-    embeddings : torch.Tensor
+    embeddings : torch.Tensor or list of torch.Tensor
+    meta : dict
+        With ``with_meta`` only.
     """
     path = Path(path)
     if path.suffix == ".pt":
         data = torch.load(path, map_location="cpu", weights_only=True)
-        return data["ids"], data["embeddings"]
-    ids = ids_sidecar(path).read_text(encoding="utf-8").splitlines()
-    return ids, torch.from_numpy(np.load(path))
+        loaded = data["ids"], data["embeddings"], data.get("meta", {})
+    else:
+        ids = ids_sidecar(path).read_text(encoding="utf-8").splitlines()
+        loaded = ids, torch.from_numpy(np.load(path)), {}
+    return loaded if with_meta else loaded[:2]
 
 
 def parse_layer(value):
-    """``--layer`` values: ``last`` or a block index.
+    """``--layer`` values: ``last``, ``all`` or a block index.
 
     Example
     -------
-    >>> parse_layer("last"), parse_layer("-2")
-    ('last', -2)
+    >>> parse_layer("last"), parse_layer("all"), parse_layer("-2")
+    ('last', 'all', -2)
     """
-    return value if value == "last" else int(value)
+    if value in ("last", "all"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a block index (0-based, negative from the end), 'last' or 'all', "
+            f"got {value!r}"
+        ) from None
+
+
+def add_model_options(parser):
+    """The options that choose the model and its layer, shared with ``python -m ssast_sb.verify``.
+
+    Arguments
+    ---------
+    parser : argparse.ArgumentParser
+        Gets ``--model``, ``--layer``, ``--pooling``, the grid, statistics and
+        padding options, and ``--device``.
+    """
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="pretraining checkpoint (SSAST-*.pth, a pretraining run's pretrained/ folder or its "
+        ".pth/.ckpt, a CKPT+* folder) or an inference folder",
+    )
+    parser.add_argument(
+        "--layer",
+        type=parse_layer,
+        default=None,
+        help="block index (0-based, negative from the end), 'last' (final LayerNorm output) or "
+        "'all' (every block, stacked); default: 'last', or an inference folder's own embedding",
+    )
+    parser.add_argument("--pooling", choices=POOLINGS, default="mean", help="clip pooling")
+    grid = parser.add_argument_group(
+        "pretraining checkpoints", "default: the checkpoint's pretraining grid, AudioSet statistics"
+    )
+    grid.add_argument("--fstride", type=int, default=None, help="frequency stride of the patches")
+    grid.add_argument("--tstride", type=int, default=None, help="time stride of the patches")
+    grid.add_argument("--input-tdim", type=int, default=None, help="model input in frames")
+    grid.add_argument("--mean", type=float, default=None, help="fbank mean (with --std)")
+    grid.add_argument("--std", type=float, default=None, help="fbank std (with --mean)")
+    grid.add_argument(
+        "--norm-preset", choices=sorted(PRESETS), default=None, help="statistics of a recipe"
+    )
+    grid.add_argument(
+        "--pad-to-input",
+        action="store_true",
+        help="pad every clip to the model's input and average the padding's tokens, as the "
+        "original does (default: embed each clip from its own frames)",
+    )
+    parser.add_argument("--device", default="cpu")
+
+
+def embedder_from_args(args):
+    """The model that the options of :func:`add_model_options` name (:func:`load_embedder`)."""
+    return load_embedder(
+        args.model,
+        args.device,
+        fstride=args.fstride,
+        tstride=args.tstride,
+        input_tdim=args.input_tdim,
+        mean=args.mean,
+        std=args.std,
+        norm_preset=args.norm_preset,
+        pad_to_input=True if args.pad_to_input else None,
+    )
 
 
 def build_parser():
     """Command-line options of ``python -m ssast_sb.embed``."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="inference folder")
+    add_model_options(parser)
     parser.add_argument("--input", required=True, help="folder, manifest CSV or JSON of audio")
-    parser.add_argument("--output", required=True, help="file.pt or file.npy")
+    parser.add_argument("--output", required=True, help="file.pt, or file.npy at clip level")
     parser.add_argument(
-        "--layer",
-        type=parse_layer,
-        default=None,
-        help="block index (0-based) or 'last' (final LayerNorm output); "
-        "default: the model's own embedding",
+        "--level",
+        choices=LEVELS,
+        default="clip",
+        help="one embedding per file, or a time-ordered sequence per file (.pt only)",
     )
-    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean")
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--window-s", type=float, default=None, help="default: model length")
     parser.add_argument("--data-root", default=None, help="root of relative paths in a list")
@@ -507,7 +636,6 @@ def build_parser():
         help="a missing, empty or undecodable file: stop with an error naming it, or skip it "
         "(listed in a warning, counted in the last line)",
     )
-    parser.add_argument("--device", default="cpu")
     return parser
 
 
@@ -535,16 +663,26 @@ def summary_line(result, output, num_left_out=0, count_left_out=False):
     ...           "num_windows": torch.tensor([1, 3]), "left_out": [("c", "empty")]}
     >>> summary_line(result, "emb.pt", num_left_out=1, count_left_out=True)
     '2 embeddings of size 8 (1 clips windowed, 2 files with unusable audio left out) -> emb.pt'
+    >>> result = {"ids": ["a"], "embeddings": [torch.zeros(12, 5, 8)], "lengths": torch.tensor([5]),
+    ...           "num_windows": torch.tensor([1]), "left_out": [], "meta": {"hop_s": 0.02}}
+    >>> summary_line(result, "frames.pt")
+    '1 frame sequences of size 12x8, 5 frames in all at 50 frames/s (0 clips windowed) -> frames.pt'
     """
     windowed = int((result["num_windows"] > 1).sum())
     details = f"{windowed} clips windowed"
     if count_left_out:
         left_out = num_left_out + len(result["left_out"])
         details += f", {left_out} files with unusable audio left out"
-    return (
-        f"{len(result['ids'])} embeddings of size {result['embeddings'].shape[1]} "
-        f"({details}) -> {output}"
-    )
+    if "lengths" in result:
+        shape = (*result["embeddings"][0].shape[:-2], result["embeddings"][0].shape[-1])
+        rate = 1 / result["meta"]["hop_s"]
+        what = (
+            f"frame sequences of size {'x'.join(map(str, shape))}, "
+            f"{int(result['lengths'].sum())} frames in all at {rate:g} frames/s"
+        )
+    else:
+        what = f"embeddings of size {'x'.join(map(str, result['embeddings'].shape[1:]))}"
+    return f"{len(result['ids'])} {what} ({details}) -> {output}"
 
 
 def main(argv=None):
@@ -552,12 +690,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if Path(args.output).suffix not in (".pt", ".npy"):
         raise SystemExit(f"--output must end in .pt or .npy, got {args.output}")
-    classifier = load_classifier(args.model, args.device)
+    if args.level == "frame" and Path(args.output).suffix != ".pt":
+        raise SystemExit(f"--level frame writes one sequence per file to a .pt; got {args.output}")
+    embedder = embedder_from_args(args)
     rows, num_left_out = check_audio_list(args.input, args.data_root, args.on_bad_audio)
     if not rows:
         raise ValueError(f"No usable audio in {args.input}: {num_left_out} files left out")
     result = embed_files(
-        classifier,
+        embedder,
         [row["wav"] for row in rows],
         ids=[row["ID"] for row in rows],
         durations=[row["duration"] for row in rows],
@@ -566,8 +706,9 @@ def main(argv=None):
         batch_seconds=args.batch_seconds,
         window_s=args.window_s,
         on_bad_audio=args.on_bad_audio,
+        level=args.level,
     )
-    save_embeddings(result["ids"], result["embeddings"], args.output)
+    save_embeddings(result["ids"], result["embeddings"], args.output, result["meta"])
     print(summary_line(result, args.output, num_left_out, args.on_bad_audio == "skip"))
     return result
 

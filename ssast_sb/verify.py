@@ -4,6 +4,17 @@
 
     python -m ssast_sb.verify --model results/voxceleb/inference \\
         --trials veri_test2.txt --data /data/voxceleb1/wav --cohort train.csv
+    python -m ssast_sb.verify --model SSAST-Base-Frame-400.pth --layer all \\
+        --trials veri_test2.txt --data /data/voxceleb1/wav
+
+``--model`` is anything ``python -m ssast_sb.embed`` reads, through the same
+loader (:func:`ssast_sb.embed.load_embedder`): an inference folder, or a
+self-supervised pretraining checkpoint used frozen, so that a pretrained model
+is evaluated for verification before any fine-tuning (its grid, statistics and
+input handling as in ``ssast_sb.embed``: each clip embedded from its own frames,
+``--pad-to-input`` for the original padding). ``--layer all`` scores every
+block's embeddings from one pass and prints one line per block, then the block
+with the lowest EER.
 
 The trial list has VoxCeleb's format, one trial per line::
 
@@ -37,7 +48,13 @@ import torch
 from speechbrain.utils.metric_stats import EER, minDCF
 
 from ssast_sb.data.manifest import BAD_AUDIO_POLICIES
-from ssast_sb.embed import embed_files, list_audio, load_classifier, parse_layer
+from ssast_sb.embed import (
+    add_model_options,
+    as_embedder,
+    embed_files,
+    embedder_from_args,
+    list_audio,
+)
 from ssast_sb.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -294,8 +311,57 @@ def drop_trials(trials, left_out):
     return [trial for trial in trials if not left_out.intersection(trial[1:])]
 
 
+def score_trials(
+    embeddings,
+    enrol,
+    test,
+    labels,
+    cohort_embeddings=None,
+    cohort_size=200,
+    p_target=0.01,
+    c_miss=1.0,
+    c_fa=1.0,
+):
+    """Cosine scores of trials, AS-normalised against a cohort when one is given, and their metrics.
+
+    Arguments
+    ---------
+    embeddings : torch.Tensor
+        ``(N, D)`` embeddings of the trial files.
+    enrol, test : torch.Tensor
+        ``(T,)`` rows of each trial's two files.
+    labels : torch.Tensor
+        ``(T,)`` 1 for target trials.
+    cohort_embeddings : torch.Tensor, optional
+        ``(K, D)`` for adaptive s-norm.
+    cohort_size : int
+        Closest cohort scores kept per side.
+    p_target, c_miss, c_fa : float
+        minDCF parameters (see :func:`verification_metrics`).
+
+    Returns
+    -------
+    dict
+        As :func:`verification_metrics`, plus ``scores`` ``(T,)``.
+
+    Example
+    -------
+    >>> embeddings = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> result = score_trials(embeddings, torch.tensor([0, 0]), torch.tensor([1, 2]),
+    ...                       torch.tensor([1, 0]))
+    >>> result["EER"], result["scores"]
+    (0.0, tensor([0.9939, 0.0000]))
+    """
+    scores = cosine_scores(embeddings[enrol], embeddings[test])
+    if cohort_embeddings is not None:
+        mean, std = cohort_statistics(embeddings, cohort_embeddings, cohort_size)
+        scores = adaptive_snorm(scores, (mean[enrol], std[enrol]), (mean[test], std[test]))
+    metrics = verification_metrics(scores, labels, p_target=p_target, c_miss=c_miss, c_fa=c_fa)
+    return dict(metrics, scores=scores)
+
+
 def verify(
-    classifier,
+    model,
     trials,
     data_root,
     cohort=None,
@@ -313,8 +379,9 @@ def verify(
 
     Arguments
     ---------
-    classifier : SSASTAudioClassifier
-        The loaded model (:func:`ssast_sb.embed.load_classifier`).
+    model : SSASTEncoderInterface or SSASTAudioClassifier
+        The loaded model (:func:`ssast_sb.embed.load_embedder`: an inference
+        folder or a pretraining checkpoint).
     trials : str or list of tuple
         A trial-list file or ``(label, enrol, test)`` triples.
     data_root : str or pathlib.Path
@@ -328,10 +395,11 @@ def verify(
     progress : bool
         Progress bars.
     layer : int or str, optional
-        Embedding layer: None (the model's own embedding), ``last`` or a block
-        index (see :func:`ssast_sb.embed.embed_windows`).
+        Embedding layer: a block index, ``last``, ``all`` (every block scored
+        apart), or None (``last``, or an inference folder's own embedding); see
+        :class:`ssast_sb.inference.SSASTEncoderInterface`.
     pooling : str
-        ``mean`` or ``cls``, when ``layer`` is set.
+        ``mean`` or ``cls``.
     on_bad_audio : {"error", "skip"}
         A missing, empty or undecodable file raises an ``AudioError`` naming
         it, or (``skip``) is left out with its trials, listed in warnings.
@@ -341,22 +409,26 @@ def verify(
     Returns
     -------
     dict
-        As :func:`verification_metrics`, plus ``num_trials`` (scored),
-        ``num_dropped_trials``, ``left_out`` (trial files left out), ``trials``
-        (the scored triples), ``scores`` and ``labels`` (tensors in their order).
+        ``num_trials`` (scored), ``num_dropped_trials``, ``left_out`` (trial
+        files left out), ``trials`` (the scored triples), ``labels`` (in their
+        order) and ``meta`` (the embeddings', see
+        :func:`ssast_sb.embed.embed_files`); for one layer also what
+        :func:`score_trials` returns (metrics and ``scores``), for ``all`` a list
+        ``layers`` of those, one per block, each with its ``layer``.
     """
+    embedder = as_embedder(model)
     if not isinstance(trials, list):
         trials = read_trials(trials)
     files = sorted({path for _, enrol, test in trials for path in (enrol, test)})
-    embedded = embed_files(
-        classifier,
-        [Path(data_root) / path for path in files],
-        ids=files,
+    options = dict(
         layer=layer,
         pooling=pooling,
         batch_seconds=batch_seconds,
         progress=progress,
         on_bad_audio=on_bad_audio,
+    )
+    embedded = embed_files(
+        embedder, [Path(data_root) / path for path in files], ids=files, **options
     )
     left_out = {path for path, _ in embedded["left_out"]}
     kept = drop_trials(trials, left_out)
@@ -373,31 +445,43 @@ def verify(
     enrol = torch.tensor([position[enrol] for _, enrol, _ in kept])
     test = torch.tensor([position[test] for _, _, test in kept])
     labels = torch.tensor([label for label, _, _ in kept])
-    scores = cosine_scores(embeddings[enrol], embeddings[test])
+    cohort_embeddings = None
     if cohort is not None:
         rows = list_audio(cohort, on_bad_audio=on_bad_audio)
         cohort_embeddings = embed_files(
-            classifier,
+            embedder,
             [row["wav"] for row in rows],
             durations=[row["duration"] for row in rows],
-            layer=layer,
-            pooling=pooling,
-            batch_seconds=batch_seconds,
-            progress=progress,
-            on_bad_audio=on_bad_audio,
+            **options,
         )["embeddings"]
-        mean, std = cohort_statistics(embeddings, cohort_embeddings, cohort_size)
-        scores = adaptive_snorm(scores, (mean[enrol], std[enrol]), (mean[test], std[test]))
-    metrics = verification_metrics(scores, labels, p_target=p_target, c_miss=c_miss, c_fa=c_fa)
-    return dict(
-        metrics,
+    result = dict(
         num_trials=len(kept),
         num_dropped_trials=len(trials) - len(kept),
         left_out=sorted(left_out),
         trials=kept,
-        scores=scores,
         labels=labels,
+        meta=embedded["meta"],
     )
+    score = dict(cohort_size=cohort_size, p_target=p_target, c_miss=c_miss, c_fa=c_fa)
+    if embeddings.dim() == 2:
+        return dict(
+            result, **score_trials(embeddings, enrol, test, labels, cohort_embeddings, **score)
+        )
+    result["layers"] = [
+        dict(
+            score_trials(
+                embeddings[:, block],
+                enrol,
+                test,
+                labels,
+                None if cohort_embeddings is None else cohort_embeddings[:, block],
+                **score,
+            ),
+            layer=block,
+        )
+        for block in range(embeddings.shape[1])
+    ]
+    return result
 
 
 def summary_line(result, normalisation, count_left_out=False):
@@ -439,19 +523,11 @@ normalised) 0.5000; 2 trials dropped (1 files with unusable audio left out)'
 def build_parser():
     """Command-line options of ``python -m ssast_sb.verify``."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="inference folder")
+    add_model_options(parser)
     parser.add_argument("--trials", required=True, help="VoxCeleb-style trial list")
     parser.add_argument("--data", required=True, help="root of the trial paths")
     parser.add_argument("--cohort", default=None, help="folder or manifest for AS-norm")
     parser.add_argument("--cohort-size", type=int, default=200)
-    parser.add_argument(
-        "--layer",
-        type=parse_layer,
-        default=None,
-        help="block index (0-based) or 'last' (final LayerNorm output); "
-        "default: the model's own embedding",
-    )
-    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean")
     parser.add_argument(
         "--scores", default=None, help="write 'label enrol test score' per trial (tab-separated)"
     )
@@ -466,15 +542,16 @@ def build_parser():
         "and its trials out (listed in a warning, counted in the printed line)",
     )
     parser.add_argument("--batch-seconds", type=float, default=60.0)
-    parser.add_argument("--device", default="cpu")
     return parser
 
 
 def main(argv=None):
-    """Runs the command line, prints and returns the :func:`verify` metrics."""
+    """Runs the command line, prints and returns the :func:`verify` result."""
     args = build_parser().parse_args(argv)
+    if args.scores and args.layer == "all":
+        raise SystemExit("--scores writes the scores of one layer: give --layer N or last, not all")
     result = verify(
-        load_classifier(args.model, args.device),
+        embedder_from_args(args),
         args.trials,
         args.data,
         cohort=args.cohort,
@@ -490,7 +567,14 @@ def main(argv=None):
     if args.scores:
         write_scores(result["trials"], result["scores"], args.scores)
     norm = f"AS-norm, top {args.cohort_size}" if args.cohort else "no score normalisation"
-    print(summary_line(result, norm, args.on_bad_audio == "skip"))
+    skip = args.on_bad_audio == "skip"
+    if "layers" not in result:
+        print(summary_line(result, norm, skip))
+        return result
+    for metrics in result["layers"]:
+        print(f"layer {metrics['layer']}: {summary_line(dict(result, **metrics), norm, skip)}")
+    best = min(result["layers"], key=lambda metrics: metrics["EER"])
+    print(f"lowest EER: layer {best['layer']}, {100 * best['EER']:.2f}%")
     return result
 
 

@@ -21,11 +21,11 @@ from ssast_sb.augment import FinetuneAugmentation
 from ssast_sb.brains.finetune import run_classification
 from ssast_sb.checkpoints import export_original
 from ssast_sb.data.audio import load_audio
-from ssast_sb.embed import load_embeddings, window_bounds
+from ssast_sb.embed import load_embeddings
 from ssast_sb.embed import main as embed_main
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
 from ssast_sb.frontend import NORM_STATS, SSASTFbank
-from ssast_sb.inference import SSASTAudioClassifier
+from ssast_sb.inference import SSASTAudioClassifier, window_bounds
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.verify import main as verify_main
 from ssast_sb.verify import verify
