@@ -1,6 +1,7 @@
 """Tests for the synthetic sound-event corpus."""
 
 import csv
+import logging
 import os
 
 import numpy as np
@@ -250,3 +251,17 @@ def test_am_tone_is_modulated_and_tone_is_not():
         )
 
     assert median_modulation("am_tone") > 5 * median_modulation("tone")
+
+
+def test_corpus_of_an_earlier_version_is_regenerated(tmp_path, caplog):
+    """Manifests with the old options file and no stamp: rebuilt, and the old file removed."""
+    manifests = prepare_synthetic_corpus(str(tmp_path), **SMALL)
+    os.remove(tmp_path / "synthetic.prepared.json")
+    (tmp_path / "synthetic_options.json").write_text("{}")
+    with caplog.at_level(logging.WARNING):
+        assert prepare_synthetic_corpus(str(tmp_path), **SMALL) == manifests
+    assert "found synthetic_unlabeled.csv, synthetic_train.csv, synthetic_valid.csv ..." in (
+        caplog.text
+    )
+    assert not (tmp_path / "synthetic_options.json").exists()
+    assert (tmp_path / "synthetic.prepared.json").is_file()

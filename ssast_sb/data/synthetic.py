@@ -13,7 +13,6 @@ order the clips are generated in.
 """
 
 import csv
-import json
 import logging
 import os
 
@@ -22,6 +21,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ssast_sb.fileio import atomic_open
+
+from .manifest import PreparationStamp, remove_obsolete
 
 # Plain logging keeps this numpy-only module free of the slow speechbrain import.
 logger = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ PEAK_RANGE = (0.5, 0.9)
 EVENT_FRACTION_RANGE = (0.25, 0.75)
 SPLITS = ("unlabeled", "train", "valid", "test")
 MANIFEST_HEADER = ("ID", "duration", "wav", "label")
-OPTIONS_FILE = "synthetic_options.json"
+#: Options record of earlier versions, superseded by the stamp ``synthetic.prepared.json``.
+OBSOLETE_OPTIONS_FILE = "synthetic_options.json"
+STAMP_NAME = "synthetic"
 
 
 def _phase(freq_hz, sample_rate):
@@ -219,15 +222,6 @@ def generate_clip(class_name, rng, duration_s=2.0, sample_rate=SAMPLE_RATE):
     return clip.astype(np.float32)
 
 
-def _read_json(path):
-    """The content of a JSON file, or None if it is missing or unreadable."""
-    try:
-        with open(path) as json_file:
-            return json.load(json_file)
-    except (OSError, ValueError):
-        return None
-
-
 def _clip_rng(seed, split, index):
     """The generator of one clip: independent of every other clip and of generation order."""
     return np.random.default_rng([seed, SPLITS.index(split), index])
@@ -270,9 +264,10 @@ def prepare_synthetic_corpus(
     through ``SYNTHETIC_CLASSES``, so every split is balanced; the ``unlabeled``
     split keeps the true class in its ``label`` column, which pretraining ignores.
 
-    The manifests are written last, each atomically, so an interrupted run is
-    redone on the next call. Generation is skipped when all manifests exist and
-    were written with the same options.
+    The manifests are written last, each atomically, and then the stamp
+    ``synthetic.prepared.json`` (see `ssast_sb.data.manifest.PreparationStamp`),
+    so an interrupted run is redone on the next call. Generation is skipped when
+    the stamp matches the options and all manifests exist.
 
     Arguments
     ---------
@@ -328,18 +323,17 @@ def prepare_synthetic_corpus(
         "sample_rate": SAMPLE_RATE,
         "classes": list(SYNTHETIC_CLASSES),
     }
-    options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if (
-        all(os.path.isfile(path) for path in manifests.values())
-        and _read_json(options_path) == options
-    ):
-        logger.info(f"Synthetic corpus already in {save_folder}, skipping generation.")
+    stamp = PreparationStamp(
+        save_folder,
+        STAMP_NAME,
+        prepare_synthetic_corpus,
+        options,
+        list(manifests.values()),
+        "synthetic corpus manifests",
+    )
+    if stamp.is_current():
         return manifests
-
-    # Remove stale manifests first: until all are rewritten the corpus counts as missing.
-    for path in manifests.values():
-        if os.path.exists(path):
-            os.remove(path)
+    stamp.invalidate()
 
     logger.info(f"Generating the synthetic corpus in {save_folder}.")
     rows = {split: [] for split in SPLITS}
@@ -357,8 +351,10 @@ def prepare_synthetic_corpus(
                 rows[split].append((clip_id, f"{duration:.4f}", wav_path, class_name))
                 progress.update(1)
 
-    with open(options_path, "w") as options_file:
-        json.dump(options, options_file, indent=2)
     for split in SPLITS:
         _write_csv_atomically(manifests[split], rows[split])
+    remove_obsolete(
+        os.path.join(save_folder, OBSOLETE_OPTIONS_FILE), f"{STAMP_NAME}.prepared.json replaces it"
+    )
+    stamp.write({split: len(rows[split]) for split in SPLITS})
     return manifests
