@@ -126,11 +126,12 @@ def _rows_from_list(source, columns, separator):
     """Rows of a CSV/JSON list, with its optional speaker and split columns."""
     entries, found, wheres = _list_entries(source)
     path_column = columns["path"] if columns["path"] in found else "wav"
-    missing = [column for column in (path_column, columns["label"]) if column not in found]
+    missing = [repr(columns["path"])] if path_column not in found else []
+    missing += [repr(columns["label"])] if columns["label"] not in found else []
     if missing:
         raise ManifestError(
-            f"{source} has no {' or '.join(repr(c) for c in missing)} column (columns found: "
-            f'{found}); name yours with --columns "{{path: <column>, label: <column>}}"'
+            f"{source} has no {' and no '.join(missing)} column (columns found: {found}); "
+            'name yours with --columns "{path: <column>, label: <column>}"'
         )
     rows, relative = [], []
     for entry, where in zip(entries, wheres):
@@ -241,36 +242,47 @@ def split_rows(rows, valid_ratio=0.1, test_ratio=0.1, seed=0):
     return _speaker_disjoint_split(rows, valid_ratio, test_ratio, seed)
 
 
+#: Speaker shuffles tried for a split where every class reaches every split.
+SPEAKER_SHUFFLES = 200
+
+
 def _speaker_disjoint_split(rows, valid_ratio, test_ratio, seed):
-    """Speakers shuffled and split in the given shares; every clip follows its speaker."""
+    """Speakers shuffled and split in the given shares; every clip follows its speaker.
+
+    Shuffles are drawn in a fixed order from ``seed`` until one gives every class
+    clips in every split; the first shuffle's gaps are the error when none does.
+    """
     speakers = sorted({row["speaker"] for row in rows})
     _check_class_sizes({"(all classes)": len(speakers)}, valid_ratio, test_ratio, "speakers")
-    random.Random(f"{seed}:speakers").shuffle(speakers)
     valid, test = _shares(len(speakers), valid_ratio, test_ratio)
-    split_of = {
-        speaker: _split_at(position, valid, test) for position, speaker in enumerate(speakers)
-    }
-    assignment = {row["ID"]: split_of[row["speaker"]] for row in rows}
-    _check_speaker_coverage(rows, assignment)
-    return assignment
+    first_gaps = None
+    for attempt in range(SPEAKER_SHUFFLES):
+        order = list(speakers)
+        random.Random(f"{seed}:speakers:{attempt}").shuffle(order)
+        split_of = {speaker: _split_at(index, valid, test) for index, speaker in enumerate(order)}
+        assignment = {row["ID"]: split_of[row["speaker"]] for row in rows}
+        gaps = _coverage_gaps(rows, assignment)
+        if not gaps:
+            return assignment
+        first_gaps = first_gaps or gaps
+    listed = ", ".join(
+        f"{label!r} (none in {'/'.join(s)})" for label, s in sorted(first_gaps.items())
+    )
+    raise ManifestError(
+        f"No speaker-disjoint split of {len(speakers)} speakers gives every class clips in every "
+        f"split ({SPEAKER_SHUFFLES} shuffles tried); e.g. {listed}. Give the list a split "
+        "column, add speakers to these classes, or lower --valid_ratio/--test_ratio"
+    )
 
 
-def _check_speaker_coverage(rows, assignment):
-    """Every class must reach every split of a speaker-disjoint split (else an error)."""
+def _coverage_gaps(rows, assignment):
+    """``{label: splits without a clip of it}`` of a split, for the classes with gaps."""
     seen = defaultdict(set)
     for row in rows:
         for label in row["label"].split(";"):
             seen[label].add(assignment[row["ID"]])
     used = set(assignment.values())
-    short = {label: sorted(used - splits) for label, splits in seen.items() if used - splits}
-    if short:
-        listed = ", ".join(
-            f"{label!r} (none in {'/'.join(s)})" for label, s in sorted(short.items())
-        )
-        raise ManifestError(
-            f"The speaker-disjoint split leaves classes out of splits: {listed}. Give the list a "
-            "split column, add speakers to these classes, or change --split_seed"
-        )
+    return {label: sorted(used - splits) for label, splits in seen.items() if used - splits}
 
 
 def _given_split(rows, valid_ratio, seed):
