@@ -156,7 +156,10 @@ def test_pretraining_rerun_with_other_sources_rebuilds(tmp_path, fsdd_clips, cap
         f"Rebuilding the source0_clips manifest in {save}: made with other options: "
         f"source: {str(first)!r} -> {str(second)!r}."
     ) in caplog.text
-    assert f"Rebuilding the mixed manifest pretrain_train.csv in {save}" in caplog.text
+    assert (
+        f"Rebuilding the mixed manifest pretrain_train.csv in {save}: made with other options: "
+        "sources.source0_clips.sha256: '"
+    ) in caplog.text
 
 
 def test_mix_follows_its_sources(tmp_path, fsdd_clips):

@@ -230,8 +230,20 @@ def _short(value, limit=160):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _flatten(options, prefix=""):
+    """Nested dicts as one level with dotted keys (``sources.speech.sha256``)."""
+    flat = {}
+    for key, value in options.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _option_changes(old, new):
-    """``"key: old -> new"`` for every key whose value differs, in key order."""
+    """``"key: old -> new"`` for every (dotted) key whose value differs, in key order."""
+    old, new = _flatten(old), _flatten(new)
     changes = []
     for key in sorted(set(old) | set(new)):
         if old.get(key, "(absent)") != new.get(key, "(absent)"):
