@@ -693,6 +693,7 @@ def main(argv=None):
     if args.level == "frame" and Path(args.output).suffix != ".pt":
         raise SystemExit(f"--level frame writes one sequence per file to a .pt; got {args.output}")
     embedder = embedder_from_args(args)
+    embedder.resolve_layer(args.layer, args.level)  # a bad --layer fails before reading the input
     rows, num_left_out = check_audio_list(args.input, args.data_root, args.on_bad_audio)
     if not rows:
         raise ValueError(f"No usable audio in {args.input}: {num_left_out} files left out")
