@@ -705,18 +705,17 @@ class SSASTEncoderInterface(_SaysOnce, Pretrained):
         """
         if level not in LEVELS:
             raise ValueError(f"Unknown level {level!r}; use one of {LEVELS}")
+        has_own = level == "clip" and "embedding_model" in self.mods
         if layer is None:
-            own = level == "clip" and "embedding_model" in self.mods
-            return "own" if own else "last"
-        if layer in ("last", "all") or (layer == "own" and "embedding_model" in self.mods):
-            if layer == "own" and level == "frame":
-                raise ValueError("The model's own embedding is a clip embedding; use a layer")
+            return "own" if has_own else "last"
+        if layer in ("last", "all") or (layer == "own" and has_own):
             return layer
         depth = self.encoder.config.depth
         if isinstance(layer, str) or not -depth <= int(layer) < depth:
             raise ValueError(
                 f"Unknown layer {layer!r}: the encoder has {depth} blocks (0 to {depth - 1}, "
                 "negative from the end), or use 'last' or 'all'"
+                + ("; 'own' (the model's embedding) is a clip embedding" if layer == "own" else "")
             )
         return int(layer) % depth
 

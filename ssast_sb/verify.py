@@ -28,8 +28,12 @@ split on whitespace. Every file is embedded once
 cosine of its two embeddings and, with a cohort, normalised by adaptive s-norm:
 each side's score is standardised by the mean and standard deviation of its
 ``cohort_size`` closest cohort scores, and the two are averaged (Matejka et al.,
-2017; SpeechBrain's VoxCeleb recipe). EER and minDCF come from
-``speechbrain.utils.metric_stats``; minDCF is reported normalised, divided by
+2017; SpeechBrain's VoxCeleb recipe). EER and minDCF are those of
+``speechbrain.utils.metric_stats`` (the same thresholds: every score and the
+midpoints between consecutive ones), computed by sorting the scores
+(:func:`error_rates`) instead of comparing every threshold with every score,
+which needs memory quadratic in the trials (it asks for 27 GB at 45k trials); minDCF is
+reported normalised, divided by
 the cost of the better trivial system, ``min(c_miss * p_target, c_fa * (1 -
 p_target))``, so that rejecting every trial scores 1 (the raw value is kept as
 ``minDCF_raw``). ``--scores`` writes every trial's score. With ``--on-bad-audio
@@ -45,7 +49,6 @@ import logging
 from pathlib import Path
 
 import torch
-from speechbrain.utils.metric_stats import EER, minDCF
 
 from ssast_sb.data.manifest import BAD_AUDIO_POLICIES
 from ssast_sb.embed import (
@@ -219,6 +222,41 @@ def adaptive_snorm(scores, enrol_stats, test_stats):
     return 0.5 * ((scores - enrol_mean) / enrol_std + (scores - test_mean) / test_std)
 
 
+def error_rates(positive, negative):
+    """Miss and false-alarm rates at every threshold that SpeechBrain's EER and minDCF try.
+
+    The thresholds are the distinct scores and the midpoints between consecutive
+    ones; a trial is accepted when its score exceeds the threshold. The counts
+    come from sorted scores (``searchsorted``), in ``O(T log T)`` time and
+    ``O(T)`` memory.
+
+    Arguments
+    ---------
+    positive, negative : torch.Tensor
+        Scores of the target and non-target trials.
+
+    Returns
+    -------
+    thresholds, p_miss, p_fa : torch.Tensor
+        Increasing thresholds; at each, the fraction of targets rejected
+        (``score <= threshold``) and of non-targets accepted.
+
+    Example
+    -------
+    >>> thresholds, p_miss, p_fa = error_rates(torch.tensor([0.8, 0.9]), torch.tensor([0.1, 0.85]))
+    >>> thresholds
+    tensor([0.1000, 0.4500, 0.8000, 0.8250, 0.8500, 0.8750, 0.9000])
+    >>> p_miss, p_fa
+    (tensor([0.0000, 0.0000, 0.5000, 0.5000, 0.5000, 0.5000, 1.0000]), \
+tensor([0.5000, 0.5000, 0.5000, 0.5000, 0.0000, 0.0000, 0.0000]))
+    """
+    scores = torch.unique(torch.cat([positive, negative]))  # sorted
+    thresholds = torch.sort(torch.cat([scores, (scores[:-1] + scores[1:]) / 2])).values
+    rejected = torch.searchsorted(positive.sort().values, thresholds, right=True)
+    accepted = len(negative) - torch.searchsorted(negative.sort().values, thresholds, right=True)
+    return thresholds, rejected.float() / len(positive), accepted.float() / len(negative)
+
+
 def verification_metrics(scores, labels, p_target=0.01, c_miss=1.0, c_fa=1.0):
     """EER and minDCF of trial scores.
 
@@ -260,8 +298,11 @@ def verification_metrics(scores, labels, p_target=0.01, c_miss=1.0, c_fa=1.0):
     positive, negative = scores[labels], scores[~labels]
     if len(positive) == 0 or len(negative) == 0:
         raise ValueError("EER needs both target and non-target trials")
-    eer, eer_threshold = EER(positive, negative)
-    dcf, dcf_threshold = minDCF(positive, negative, c_miss=c_miss, c_fa=c_fa, p_target=p_target)
+    thresholds, p_miss, p_fa = error_rates(positive, negative)
+    at_eer = int((p_fa - p_miss).abs().argmin())  # the first, as SpeechBrain's EER
+    eer, eer_threshold = (float(p_fa[at_eer]) + float(p_miss[at_eer])) / 2, thresholds[at_eer]
+    dcf, at_dcf = torch.min(c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target), dim=0)
+    dcf_threshold = thresholds[at_dcf]
     trivial = min(c_miss * p_target, c_fa * (1 - p_target))
     return {
         "EER": float(eer),
