@@ -32,13 +32,13 @@ each side's score is standardised by the mean and standard deviation of its
 ``speechbrain.utils.metric_stats`` (the same thresholds: every score and the
 midpoints between consecutive ones), computed by sorting the scores
 (:func:`error_rates`) instead of comparing every threshold with every score,
-which needs memory quadratic in the trials (it asks for 27 GB at 45k trials); minDCF is
-reported normalised, divided by
-the cost of the better trivial system, ``min(c_miss * p_target, c_fa * (1 -
-p_target))``, so that rejecting every trial scores 1 (the raw value is kept as
-``minDCF_raw``). ``--scores`` writes every trial's score. With ``--on-bad-audio
-skip``, a missing, empty or undecodable file is left out (listed in a warning)
-and the trials that involve it are dropped and counted.
+which needs memory quadratic in the trials (27 GB for 45k trials). minDCF is
+reported normalised, divided by the cost of the better trivial system,
+``min(c_miss * p_target, c_fa * (1 - p_target))``, so that rejecting every
+trial scores 1 (the raw value is kept as ``minDCF_raw``). ``--scores`` writes
+every trial's score. With ``--on-bad-audio skip``, a missing, empty or
+undecodable file is left out (listed in a warning) and the trials that involve
+it are dropped and counted.
 
 Authors
  * ssast-sb contributors
