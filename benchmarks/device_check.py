@@ -86,6 +86,7 @@ RECIPES = {
     "voxceleb.yaml": ("voxceleb", "voxceleb", ["--data_folder", "{root}", "--num_classes", "3"]),
     "audioset.yaml": ("audioset", "audioset", AUDIOSET),
     "audioset_full.yaml": ("audioset", "audioset", AUDIOSET),
+    "custom.yaml": ("custom", "class_folders", ["--data", "{root}"]),
     "quickstart.yaml": (
         "quickstart",
         None,

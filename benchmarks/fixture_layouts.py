@@ -171,6 +171,14 @@ def build_pretraining(root, writer):
     return root
 
 
+def build_class_folders(root, writer):
+    """Your own data as the custom recipe reads it: ``<label>/*.wav``, 3 classes x 4 clips."""
+    for label_index, label in enumerate(("dog", "rain", "siren")):
+        for take in range(4):
+            writer.write(root / label / f"{label}_{take}.wav", label_index)
+    return root
+
+
 #: Builder of each recipe's fixture.
 BUILDERS = {
     "esc50": build_esc50,
@@ -180,6 +188,7 @@ BUILDERS = {
     "voxceleb": build_voxceleb,
     "audioset": build_audioset,
     "pretraining": build_pretraining,
+    "class_folders": build_class_folders,
 }
 
 

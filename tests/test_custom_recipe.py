@@ -16,9 +16,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from ssast_sb.data.labeled import prepare_labeled, summarize_labeled
 from ssast_sb.data.manifest import ManifestError, read_manifest
+from tests.conftest import load_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,10 +166,18 @@ def _recipe(data, output, *options, timeout=600):
     return result
 
 
-def test_the_recipe_runs_on_class_folders_in_debug_mode(shared_dir, tmp_path):
+def test_the_recipe_runs_on_class_folders_in_debug_mode(shared_dir, reference_dir, tmp_path):
+    # From a released-format checkpoint (the original code's tiny frame model), its patch
+    # shape taken from the checkpoint.
+    checkpoint = tmp_path / "SSAST-Tiny-Frame.pth"
+    state = load_reference(reference_dir / "tiny_frame_seed0.pt")["pretrain_state_dict"]
+    torch.save(state, checkpoint)
     data = digits_as_class_folders(shared_dir, tmp_path / "digits", every=12)
     result = _recipe(
-        data, tmp_path / "out", "--debug", "--debug_batches", "2", "--debug_epochs", "1"
+        data,
+        tmp_path / "out",
+        *"--debug --debug_batches 2 --debug_epochs 1".split(),
+        *["--pretrained_path", str(checkpoint)],
     )
     output = tmp_path / "out-debug"
     results = json.loads((output / "results.json").read_text())
@@ -180,6 +190,7 @@ def test_the_recipe_runs_on_class_folders_in_debug_mode(shared_dir, tmp_path):
     assert f"Task: 10 classes ({digits}), single-label, loss ce" in log
     assert "Normalisation: mean" in log and "of the training split's fbank" in log
     assert "Input length: " in log and "95% of the training clips last at most" in log
+    assert "frame 128x2 patches at stride 128/1" in log  # the checkpoint's shape, frame strides
     hparams = (output / "hyperparams.yaml").read_text()
     assert "num_classes: 10" in hparams  # what the recipe decided is in the saved YAML
 
@@ -192,12 +203,18 @@ def test_the_recipe_runs_on_a_multi_label_list_in_debug_mode(shared_dir, tmp_pat
         writer.writerow(["path", "label"])
         for index, row in enumerate(rows):
             writer.writerow([row["path"], row["label"] + (";outdoor" if index % 2 else "")])
+    # The frozen SUPERB protocol: a layer-weighted head over a fixed encoder.
     result = _recipe(
-        listing, tmp_path / "out", "--debug", "--debug_batches", "2", "--debug_epochs", "1"
+        listing,
+        tmp_path / "out",
+        *"--debug --debug_batches 2 --debug_epochs 1".split(),
+        *"--head layer_weighted --freeze_upstream True".split(),
     )
     results = json.loads((tmp_path / "out-debug" / "results.json").read_text())
     assert 0.0 <= results["metrics"]["mAP"] <= 1.0
-    assert "multi-label, loss bce" in result.stdout + result.stderr
+    log = result.stdout + result.stderr
+    assert "multi-label, loss bce" in log
+    assert "Trainable Parameters represent" in log and "100.0000%" not in log
 
 
 @pytest.mark.slow
