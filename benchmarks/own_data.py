@@ -10,9 +10,9 @@ From the real audio of ``../shared/data``, with the package's commands only:
    frame patches) from scratch;
 2. a short pretraining with ``recipes/pretrain/train.py hparams/pretrain_small.yaml`` on the
    KLettres and FSDD pools, and the same fine-tuning from its ``pretrained/`` folder;
-3. FSDD speaker verification from that frozen checkpoint, one
-   ``python -m ssast_sb.verify --model <pretrained> --layer N`` per layer, on same/different
-   speaker trials of FSDD's test clips.
+3. FSDD speaker verification from that frozen checkpoint and from the same model at its random
+   initialisation (``python -m ssast_sb.verify --model ... --layer all``), on every pair of
+   FSDD's 300 test clips (the pretraining pool holds FSDD's training clips only).
 
 It prints a table per part and writes ``results.md`` and ``results.json`` to ``--output``. The
 folder layout gives no speakers, so the custom recipe splits EmoDB's clips at random (stratified
@@ -107,7 +107,7 @@ def pretrain(args, output):
     return output / "run" / "pretrained", round(minutes, 1), accuracies
 
 
-def fsdd_trials(folder, per_speaker=10, seed=0):
+def fsdd_trials(folder, per_speaker=50, seed=0):
     """Same/different-speaker trials: every pair of ``per_speaker`` FSDD test clips per speaker."""
     rows = [row for row in shared_rows("kws_sid_fsdd") if row["split"] == "test"]
     by_speaker = {}
@@ -128,17 +128,26 @@ def fsdd_trials(folder, per_speaker=10, seed=0):
     return folder / "trials.txt", data, len(lines)
 
 
-def verify_layers(model, trials, data, folder, layers):
-    """EER and normalised minDCF of each layer, from ``python -m ssast_sb.verify``."""
-    rows = []
-    for layer in layers:
-        command = [sys.executable, "-m", "ssast_sb.verify", "--model", str(model)]
-        command += ["--trials", str(trials), "--data", str(data), "--layer", str(layer)]
-        text, _ = run(command, folder / f"verify_layer{layer}.log")
-        eer = float(re.search(r"EER ([\d.]+)%", text).group(1))
-        dcf = float(re.search(r"normalised\) ([\d.]+)", text).group(1))
-        rows.append({"layer": layer, "EER_percent": eer, "minDCF": dcf})
-    return rows
+def verify_layers(model, trials, data, log):
+    """EER and normalised minDCF of every block (one ``python -m ssast_sb.verify --layer all``)."""
+    command = [sys.executable, "-m", "ssast_sb.verify", "--model", str(model)]
+    command += ["--trials", str(trials), "--data", str(data), "--layer", "all"]
+    text, _ = run(command, log)
+    pattern = r"layer (\d+): .*?EER ([\d.]+)%, .*?normalised\) ([\d.]+)"
+    return [
+        {"layer": int(layer), "EER_percent": float(eer), "minDCF": float(dcf)}
+        for layer, eer, dcf in re.findall(pattern, text)
+    ]
+
+
+def random_init_checkpoint(folder):
+    """The original code's tiny frame model at its random initialisation, as a released .pth."""
+    import torch
+
+    path = folder / "SSAST-Tiny-Frame-random-init.pth"
+    dump = torch.load(SHARED.parent / "reference" / "tiny_frame_seed0.pt", weights_only=False)
+    torch.save(dump["pretrain_state_dict"], path)
+    return path
 
 
 def main(argv=None):
@@ -148,7 +157,6 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--target-frames", type=int, default=128)
     parser.add_argument("--pretrain-epochs", type=int, default=4, help="of 200 steps each")
-    parser.add_argument("--layers", default="0,3,6,9,11")
     args = parser.parse_args(argv)
     output = Path(args.output).absolute()
     work = output / "work"  # copies of the audio, logs and runs (not in the repository)
@@ -164,8 +172,12 @@ def main(argv=None):
     tuned = finetune(args, data, work / "emodb_pretrained", pretrained)
     print(f"EmoDB from pretraining: accuracy {tuned['accuracy']:.3f} in {tuned['minutes']} min")
     trials, clips, count = fsdd_trials(work / "verify")
-    layers = [int(layer) for layer in args.layers.split(",")]
-    verification = verify_layers(pretrained, trials, clips, work / "verify", layers)
+    verification = {
+        "pretrained": verify_layers(pretrained, trials, clips, work / "verify" / "pretrained.log"),
+        "random_init": verify_layers(
+            random_init_checkpoint(work / "verify"), trials, clips, work / "verify" / "random.log"
+        ),
+    }
 
     results = {
         "emodb": {"scratch": scratch, "pretrained": tuned, "epochs": args.epochs},
@@ -180,12 +192,13 @@ def main(argv=None):
         f"| from our pretraining ({pretrain_minutes} min) | {tuned['accuracy']:.3f} | "
         f"{tuned['minutes']} |",
         "",
-        f"| FSDD speaker verification, frozen pretrained encoder ({count} trials) | EER % "
-        "| minDCF |",
+        f"| FSDD speaker verification ({count} trials), frozen encoder, EER % (minDCF) "
+        "| our pretraining | random init |",
         "|---|---|---|",
         *[
-            f"| layer {row['layer']} | {row['EER_percent']:.2f} | {row['minDCF']:.3f} |"
-            for row in verification
+            f"| layer {ours['layer']} | {ours['EER_percent']:.2f} ({ours['minDCF']:.3f}) | "
+            f"{base['EER_percent']:.2f} ({base['minDCF']:.3f}) |"
+            for ours, base in zip(verification["pretrained"], verification["random_init"])
         ],
     ]
     table = "\n".join(lines)
