@@ -24,6 +24,20 @@ def shared_dir():
     return SHARED_DIR
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    The CI cores are shared: two threads per process stall each other.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reference_dir(shared_dir):
     """Path of ``../shared/reference`` (tensors dumped from the original SSAST code)."""

@@ -21,23 +21,15 @@ import torch
 from ssast_sb.data.labeled import prepare_labeled, summarize_labeled
 from ssast_sb.data.manifest import ManifestError, read_manifest
 from tests.conftest import load_reference
+from tests.test_finetune_recipes import _shared_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _rows(shared_dir, task):
-    folder = shared_dir / "data" / task
-    with open(folder / "manifest.csv", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    for row in rows:
-        row["path"] = folder / row["path"]
-    return rows
 
 
 def digits_as_class_folders(shared_dir, root, every=6):
     """FSDD digits as ``root/<digit name>/<speaker>/<clip>.FLAC`` (upper-case extension)."""
     names = "zero one two three four five six seven eight nine".split()
-    for row in _rows(shared_dir, "kws_sid_fsdd")[::every]:
+    for row in _shared_rows(shared_dir, "kws_sid_fsdd")[::every]:
         destination = root / names[int(row["label"])] / row["speaker"]
         destination.mkdir(parents=True, exist_ok=True)
         shutil.copy(row["path"], destination / (row["path"].stem + ".FLAC"))
@@ -47,7 +39,7 @@ def digits_as_class_folders(shared_dir, root, every=6):
 def emodb_as_spreadsheet_csv(shared_dir, path, split=False, every=1):
     """EmoDB as a CSV saved by a spreadsheet: BOM, columns ``file,emotion,speaker[,set]``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = _rows(shared_dir, "emotion_emodb")[::every]
+    rows = _shared_rows(shared_dir, "emotion_emodb")[::every]
     with open(path, "w", newline="", encoding="utf-8-sig") as stream:
         writer = csv.writer(stream)
         writer.writerow(["file", "emotion", "speaker"] + (["set"] if split else []))
@@ -104,7 +96,7 @@ def test_the_lists_own_split_column_is_used(shared_dir, tmp_path):
 
 
 def test_a_multi_label_list(shared_dir, tmp_path):
-    rows = _rows(shared_dir, "audio_events_esc10")[::8]
+    rows = _shared_rows(shared_dir, "audio_events_esc10")[::8]
     listing = tmp_path / "events.csv"
     with open(listing, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
@@ -196,7 +188,7 @@ def test_the_recipe_runs_on_class_folders_in_debug_mode(shared_dir, reference_di
 
 
 def test_the_recipe_runs_on_a_multi_label_list_in_debug_mode(shared_dir, tmp_path):
-    rows = _rows(shared_dir, "audio_events_esc10")[::4]
+    rows = _shared_rows(shared_dir, "audio_events_esc10")[::4]
     listing = tmp_path / "events.csv"
     with open(listing, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)

@@ -27,14 +27,7 @@ from ssast_sb.inference import SSASTAudioClassifier, SSASTEncoderInterface, expo
 from ssast_sb.models import SSASTClassifier
 from ssast_sb.verify import main as verify_main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI cores are shared: two threads per process stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=["patch", "frame"])

@@ -31,13 +31,7 @@ PAD_VALUE = (0.0 - MEAN) / (2 * STD)  # zero fbank after normalisation, as the o
 DEPTH = 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI cores are shared: two threads per process stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=["patch", "frame"])

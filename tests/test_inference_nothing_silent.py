@@ -32,13 +32,7 @@ FRAMES_PER_WINDOW_HOP = TARGET_FRAMES * 160
 WINDOW_SPAN = 400 + (TARGET_FRAMES - 1) * 160
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI cores are shared: two threads per process stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_rows(shared_dir, name):
