@@ -618,6 +618,7 @@ def test_variable_length_recipe_with_duration_batches(shared_dir, tmp_path):
     ]  # fmt: skip
     result = _run_recipe("voxceleb", "voxceleb.yaml", data, output, options)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    output = tmp_path / "out-debug"  # a --debug run writes beside the real run's folder
     results = json.loads((output / "results.json").read_text())
     assert 0.0 <= results["test"]["acc"] <= 1.0
     # The inference folder keeps the variable-length frontend and encoder.
