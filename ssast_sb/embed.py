@@ -14,7 +14,7 @@
 ``ssast_pretrained.pth``/``.ckpt``, a SpeechBrain ``CKPT+*`` folder of it),
 used frozen without any fine-tuning, or an inference folder written by a
 fine-tuning run. Everything is computed by
-:class:`ssast_sb.inference.SSASTEncoderInterface`, which says how:
+:class:`ssast_sb.features.SSASTEncoderInterface`, which says how:
 
 * A pretraining checkpoint runs at its pretraining grid (16x16 patches at
   stride 16, or 128x2 frames at stride 2, over its ``p_input_tdim`` frames,
@@ -74,9 +74,10 @@ from ssast_sb.data.manifest import (
     read_manifest,
     validate_audio_rows,
 )
+from ssast_sb.features import LEVELS, POOLINGS, SSASTEncoderInterface
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.frontend import PRESETS, SAMPLE_RATE
-from ssast_sb.inference import LEVELS, POOLINGS, SSASTAudioClassifier, SSASTEncoderInterface
+from ssast_sb.inference import SSASTAudioClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -194,13 +195,13 @@ def _is_speechbrain_manifest(source):
 
 
 def load_embedder(model, device="cpu", savedir=None, **options):
-    """Loads any SSAST model as an :class:`~ssast_sb.inference.SSASTEncoderInterface`.
+    """Loads any SSAST model as an :class:`~ssast_sb.features.SSASTEncoderInterface`.
 
     Arguments
     ---------
     model : str or pathlib.Path
         A pretraining checkpoint or an inference folder (see
-        :meth:`~ssast_sb.inference.SSASTEncoderInterface.from_checkpoint`).
+        :meth:`~ssast_sb.features.SSASTEncoderInterface.from_checkpoint`).
     device : str
         ``cpu`` or ``cuda[:N]``.
     savedir : str, optional
@@ -227,7 +228,7 @@ def load_embedder(model, device="cpu", savedir=None, **options):
 
 
 def as_embedder(model):
-    """An :class:`~ssast_sb.inference.SSASTEncoderInterface` of a loaded model.
+    """An :class:`~ssast_sb.features.SSASTEncoderInterface` of a loaded model.
 
     Arguments
     ---------
@@ -372,7 +373,7 @@ def embed_files(
         Their durations in seconds, for batching (default: read from the headers).
     layer : int or str, optional
         A block index, ``last``, ``all``, or None (see
-        :class:`~ssast_sb.inference.SSASTEncoderInterface`).
+        :class:`~ssast_sb.features.SSASTEncoderInterface`).
     pooling : str
         ``mean`` or ``cls`` (clip level).
     batch_seconds : float
@@ -395,7 +396,7 @@ def embed_files(
         ``(T'_i, D)`` (``(L, T'_i, D)``) tensors, with ``lengths`` ``(N,)``;
         ``num_windows`` ``(N,)`` windows per clip; ``left_out``: ``(id, problem)``
         of the files left out; ``meta``: see
-        :meth:`~ssast_sb.inference.SSASTEncoderInterface.describe`.
+        :meth:`~ssast_sb.features.SSASTEncoderInterface.describe`.
     """
     if on_bad_audio not in BAD_AUDIO_POLICIES:
         raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_POLICIES}, got {on_bad_audio!r}")

@@ -438,7 +438,7 @@ def verify(
     layer : int or str, optional
         Embedding layer: a block index, ``last``, ``all`` (every block scored
         apart), or None (``last``, or an inference folder's own embedding); see
-        :class:`ssast_sb.inference.SSASTEncoderInterface`.
+        :class:`ssast_sb.features.SSASTEncoderInterface`.
     pooling : str
         ``mean`` or ``cls``.
     on_bad_audio : {"error", "skip"}

@@ -8,14 +8,10 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ssast_sb.augment import FinetuneAugmentation
-from ssast_sb.inference import (
-    SSASTAudioClassifier,
-    clip_frames,
-    export_inference_folder,
-    window_bounds,
-)
+from ssast_sb.inference import SSASTAudioClassifier, export_inference_folder
 from ssast_sb.models import LayerWeightedClassifier
 from ssast_sb.padding import valid_patches
+from ssast_sb.windows import clip_frames, window_bounds
 from tests.test_device import _classifier_brain
 
 

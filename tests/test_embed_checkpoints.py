@@ -22,8 +22,9 @@ from ssast_sb.data.audio import load_audio
 from ssast_sb.embed import load_embeddings
 from ssast_sb.embed import main as embed_main
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
+from ssast_sb.features import SSASTEncoderInterface
 from ssast_sb.frontend import NORM_STATS, SSASTFbank
-from ssast_sb.inference import SSASTAudioClassifier, SSASTEncoderInterface, export_inference_folder
+from ssast_sb.inference import SSASTAudioClassifier, export_inference_folder
 from ssast_sb.models import SSASTClassifier
 from ssast_sb.verify import main as verify_main
 

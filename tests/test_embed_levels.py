@@ -23,8 +23,8 @@ from ssast_sb.data.audio import load_audio
 from ssast_sb.embed import load_embeddings
 from ssast_sb.embed import main as embed_main
 from ssast_sb.encoder import SSASTEncoder
+from ssast_sb.features import SSASTEncoderInterface
 from ssast_sb.frontend import NORM_STATS, kaldi_fbank
-from ssast_sb.inference import SSASTEncoderInterface
 
 MEAN, STD = NORM_STATS["audioset"]
 PAD_VALUE = (0.0 - MEAN) / (2 * STD)  # zero fbank after normalisation, as the original pads

@@ -25,10 +25,11 @@ from ssast_sb.embed import load_embeddings
 from ssast_sb.embed import main as embed_main
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
 from ssast_sb.frontend import NORM_STATS, SSASTFbank
-from ssast_sb.inference import SSASTAudioClassifier, window_bounds
+from ssast_sb.inference import SSASTAudioClassifier
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.verify import main as verify_main
 from ssast_sb.verify import verify
+from ssast_sb.windows import window_bounds
 
 pytestmark = pytest.mark.slow
 

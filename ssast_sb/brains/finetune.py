@@ -48,11 +48,12 @@ from ssast_sb.brains.run_checks import RunChecks
 from ssast_sb.checkpoints import describe_config
 from ssast_sb.dataio import classification_datasets
 from ssast_sb.fileio import atomic_open, save_atomic
-from ssast_sb.inference import clip_frames, combine_windows, export_inference_folder, window_bounds
+from ssast_sb.inference import export_inference_folder
 from ssast_sb.metrics import ScoreStats
 from ssast_sb.reports import summarize_folds, write_class_report
 from ssast_sb.sampler import classification_loader_options
 from ssast_sb.schedules import layerwise_param_groups
+from ssast_sb.windows import clip_frames, combine_windows, window_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -232,9 +233,9 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
         """Evaluation by windows (``eval_windows``, a departure): every frame of a long clip counts.
 
         Each clip is cut into windows of the model's input length
-        (:func:`ssast_sb.inference.window_bounds`, as ``classify_file`` does), and
+        (:func:`ssast_sb.windows.window_bounds`, as ``classify_file`` does), and
         its score is the mean of the windows' probabilities weighted by their
-        frames of audio (:func:`ssast_sb.inference.combine_windows`), returned as
+        frames of audio (:func:`ssast_sb.windows.combine_windows`), returned as
         log-probabilities (single-label) or logits (multi-label). A clip that fits
         is one window, scored as without windows. The original cuts every clip
         to its first ``target_frames`` frames.
