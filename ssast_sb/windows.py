@@ -15,8 +15,6 @@ import torch
 
 from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, SAMPLE_RATE
 
-logger = logging.getLogger(__name__)
-
 
 def clip_frames(num_samples):
     """Frames of a 16 kHz clip in Kaldi framing: 25 ms windows every 10 ms.
