@@ -132,3 +132,39 @@ def test_two_process_quickstart_pretrains_and_finetunes(tmp_path):
         assert [row["epoch"] for row in log if "epoch" in row] == [1, 2]
         assert (tmp_path / f"finetune_{name}" / "inference" / "hyperparams.yaml").exists()
     assert (tmp_path / "log.txt").read_text().count("Pretrained SSAST written") == 1
+
+
+@pytest.mark.slow
+def test_two_process_custom_recipe_runs(shared_dir, tmp_path):
+    # Your own data under 2-process DDP: class folders of FSDD digits. The manifests, the
+    # split and the fbank statistics are written by the main process (run_on_main) and read
+    # by both; the run trains, tests and exports once.
+    from tests.test_custom_recipe import digits_as_class_folders
+
+    data = digits_as_class_folders(shared_dir, tmp_path / "digits", every=12)
+    result = _torchrun(
+        str(ROOT / "recipes" / "custom" / "train.py"),
+        str(ROOT / "hparams" / "custom.yaml"),
+        "--distributed_backend",
+        "gloo",
+        "--data",
+        str(data),
+        "--output_folder",
+        str(tmp_path / "out"),
+        "--model_size",
+        "tiny",
+        "--number_of_epochs",
+        "2",
+        "--batch_size",
+        "8",
+        "--num_workers",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    output = tmp_path / "out"
+    log = read_train_log(output / "train_log.txt")
+    assert [row["epoch"] for row in log if "epoch" in row] == [1, 2]
+    assert json.loads((output / "results.json").read_text())["metrics"]["accuracy"] >= 0.0
+    log_text = (output / "log.txt").read_text()
+    assert log_text.count("Labeled audio") == 1 and log_text.count("Normalisation:") == 1
+    assert (output / "manifests" / "norm_stats.json").is_file()
