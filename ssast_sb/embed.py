@@ -84,27 +84,6 @@ logger = logging.getLogger(__name__)
 PROG = "python -m ssast_sb.embed"
 
 
-def load_classifier(model_dir, device="cpu", savedir=None):
-    """Loads an inference folder as an :class:`~ssast_sb.inference.SSASTAudioClassifier`.
-
-    Arguments
-    ---------
-    model_dir : str or pathlib.Path
-        The folder written by :func:`ssast_sb.inference.export_inference_folder`.
-    device : str
-        ``cpu`` or ``cuda[:N]``.
-    savedir : str, optional
-        Where SpeechBrain links the files; None loads them in place.
-
-    Returns
-    -------
-    SSASTAudioClassifier
-    """
-    return SSASTAudioClassifier.from_hparams(
-        source=str(Path(model_dir).absolute()), savedir=savedir, run_opts={"device": device}
-    )
-
-
 def list_audio(source, data_root=None, on_bad_audio="error"):
     """The ``ID``, ``duration`` and ``wav`` rows of a folder, CSV or JSON of audio files.
 

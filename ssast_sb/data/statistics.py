@@ -20,7 +20,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ssast_sb.fileio import atomic_open
-from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, SAMPLE_RATE, kaldi_fbank
+from ssast_sb.frontend import SAMPLE_RATE, kaldi_fbank
+from ssast_sb.windows import clip_frames
 
 from .audio import load_audio
 from .manifest import read_manifest
@@ -119,18 +120,6 @@ def training_statistics(train_manifest, save_path, max_clips=1000, seed=0):
     return stats
 
 
-def clip_frames_of(duration_s):
-    """Kaldi frames of a clip of ``duration_s`` seconds at 16 kHz.
-
-    Example
-    -------
-    >>> clip_frames_of(1.0), clip_frames_of(0.01)
-    (98, 1)
-    """
-    samples = round(duration_s * SAMPLE_RATE)
-    return max(1, 1 + (samples - FRAME_LENGTH) // FRAME_SHIFT)
-
-
 def input_frames(durations, percentile=95.0, multiple=16, maximum=1024):
     """An input length that holds ``percentile`` % of the clips whole.
 
@@ -161,5 +150,5 @@ def input_frames(durations, percentile=95.0, multiple=16, maximum=1024):
         raise ValueError("No durations to choose an input length from")
     ordered = sorted(durations)  # nearest rank: the shortest duration that many clips fit in
     at = ordered[max(0, math.ceil(percentile / 100 * len(ordered)) - 1)]
-    frames = math.ceil(clip_frames_of(at) / multiple) * multiple
+    frames = math.ceil(clip_frames(round(at * SAMPLE_RATE)) / multiple) * multiple
     return min(max(frames, multiple), maximum), round(at, 3)
