@@ -1,130 +1,189 @@
-"""Inference throughput of SSASTClassifier in fp32 and bf16, measured in one run.
+"""CPU inference throughput per backend, with Hugging Face's AST timed in the same run.
 
-By default the AudioSet fine-tuning configuration: SSAST-Base, 16x16 patches,
-1024 frames, stride 10 (12 x 101 patches + 2 class tokens = 1214 tokens),
-batch 2, ``model.eval()`` under ``torch.inference_mode``. Every repetition
-times fp32 then bf16 (``torch.autocast``), alternating which goes first, so
-that both see the same machine load and their ratio comes from one run.
-Prints one line per repetition, per precision the achieved GFLOP/s next to
-the dense-matmul rate of that precision measured in the same run, and as its
-last line a JSON object: ``median_s``, ``min_s``, ``clips_per_s`` and
-``gflops_per_s`` under ``fp32`` and ``bf16`` (the top-level ``median_s``,
-``min_s`` and ``gflops_per_s`` repeat fp32's), ``bf16_speedup``,
-``peak_rss_mb`` and the arguments.
+Backends: ``torch`` (our ``SSASTClassifier``, fp32, ``torch.inference_mode``),
+``torch-bf16`` (the same under ``torch.autocast`` bfloat16), ``onnx`` (the
+``python -m ssast_sb.export --format onnx`` graph in ONNX Runtime, fp32),
+``onnx-int8`` (the same with ``--quantize int8``) and ``hf`` (the
+``--format hf`` export loaded by ``transformers.ASTForAudioClassification``
+with ``attn_implementation="sdpa"``, fp32: the reference).
+
+Configurations: ``audioset`` (SSAST-Base, 16x16 patches at stride 10, 1024
+frames = 10.24 s, 1214 tokens, 527 classes, cls pooling so that Hugging Face
+runs the same model) and ``speech`` (SSAST-Base-Frame, 128x2 frames at stride
+1, 1 s = 100 frames, 101 tokens, 35 classes). ``ASTConfig`` cannot express a
+frame model, so the ``hf`` row of ``speech`` is Hugging Face's nearest model:
+SSAST-Base patches at stride 10 over the same second (110 tokens).
+
+Every repetition times each backend once on the same random features (the
+order rotating between repetitions, so all see the same machine load); the
+figures are medians. Clips per second and the real-time factor (compute
+seconds per second of audio) are printed per backend, batch size and
+configuration, and as the last line a JSON object whose ``clips_per_s`` and
+``ratio_vs_hf`` give, per backend, the AudioSet configuration at the largest
+batch (``runs`` holds every configuration and batch size).
 
 Example::
 
-    python benchmarks/bench_inference.py --size base --shape patch --target-frames 1024 --batch 2 \
-        --threads 2 --reps 5
+    python benchmarks/bench_inference.py --threads 2 --reps 3
 """
 
 import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from ssast_sb.encoder import SSASTEncoder
-from ssast_sb.models import SSASTClassifier
-
 if __package__ in (None, ""):  # run as a script: the repository root makes `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    DEFAULT_STRIDES,
-    add_model_arguments,
-    autocast_context,
-    classifier_forward_flops,
-    finetune_config,
-    matmul_peak_gflops,
-    peak_rss_mb,
-    sync,
-)
+from benchmarks.common import autocast_context, peak_rss_mb  # noqa: E402
+from ssast_sb.encoder import EncoderConfig, SSASTEncoder  # noqa: E402
+from ssast_sb.export.source import ExportSource  # noqa: E402
+from ssast_sb.models import SSASTClassifier  # noqa: E402
 
-PRECISIONS = ("fp32", "bf16")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8", "hf")
+#: name -> (patch shape, fstride, tstride, frames, classes) of each configuration.
+CONFIGS = {
+    "audioset": ("patch", 10, 10, 1024, 527),
+    "speech": ("frame", 128, 1, 100, 35),
+}
+#: Hugging Face's model for a configuration whose model it cannot express.
+HF_STAND_IN = {"speech": ("patch", 10, 10, 100, 35)}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_model_arguments(parser, size="base")
-    parser.add_argument("--fstride", type=int, default=None, help="default: 10 patch, 128 frame")
-    parser.add_argument("--tstride", type=int, default=None, help="default: 10 patch, 1 frame")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--classes", type=int, default=527, help="label count (AudioSet: 527)")
+    parser.add_argument("--backend", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--size", choices=["tiny", "small", "base"], default="base")
+    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    default_f, default_t = DEFAULT_STRIDES[args.shape]
-    args.fstride = args.fstride or default_f
-    args.tstride = args.tstride or default_t
-    return args
+    return parser.parse_args(argv)
+
+
+def build_classifier(size, shape, fstride, tstride, frames, classes):
+    """A randomly initialised cls-pooled classifier (timing does not depend on the weights)."""
+    config = EncoderConfig.from_names(
+        size, shape, fstride=fstride, tstride=tstride, input_tdim=frames
+    )
+    model = SSASTClassifier(SSASTEncoder(config), classes, pooling="cls").eval()
+    labels = [f"class_{index}" for index in range(classes)]
+    return model, ExportSource("benchmark", model.encoder, model, labels=labels)
+
+
+def backend_runners(backends, name, size, folder, threads):
+    """``{backend: callable(features, num_frames)}`` for one configuration."""
+    shape, fstride, tstride, frames, classes = CONFIGS[name]
+    model, source = build_classifier(size, shape, fstride, tstride, frames, classes)
+    runners, notes = {}, {}
+    if "torch" in backends:
+        runners["torch"] = lambda x, n: model(x)
+    if "torch-bf16" in backends:
+
+        def bf16(x, n):
+            with autocast_context("bf16", "cpu"):
+                return model(x)
+
+        runners["torch-bf16"] = bf16
+    if {"onnx", "onnx-int8"} & set(backends):
+        from ssast_sb.export.onnx import export_onnx
+        from ssast_sb.onnx_inference import ONNXModel
+
+        for backend, quantize in (("onnx", None), ("onnx-int8", "int8")):
+            if backend in backends:
+                out = folder / f"{name}-{backend}"
+                export_onnx(source, out, quantize=quantize)
+                session = ONNXModel(out / "model.onnx", threads)
+                runners[backend] = lambda x, n, session=session: session(x, n)["logits"]
+    if "hf" in backends:
+        from transformers import ASTForAudioClassification
+
+        from ssast_sb.export.hf import export_hf
+
+        hf_source = source
+        if name in HF_STAND_IN:
+            _, hf_source = build_classifier(size, *HF_STAND_IN[name])
+            notes["hf"] = "Hugging Face cannot express a frame model: SSAST patches at stride 10"
+        out = folder / f"{name}-hf"
+        export_hf(hf_source, out)
+        hf = ASTForAudioClassification.from_pretrained(out, attn_implementation="sdpa").eval()
+        notes["hf_attention"] = hf.config._attn_implementation
+        runners["hf"] = lambda x, n: hf(input_values=x).logits
+    return runners, frames, notes
+
+
+def time_backends(runners, batch, frames, reps, warmup):
+    """Median seconds per batch of each runner, the order rotating between repetitions."""
+    features = torch.randn(batch, frames, 128)
+    num_frames = torch.full((batch,), frames)
+    names = list(runners)
+    times = {name: [] for name in names}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for name in names:
+                runners[name](features, num_frames)
+        for rep in range(reps):
+            order = names[rep % len(names) :] + names[: rep % len(names)]
+            for name in order:
+                start = time.perf_counter()
+                runners[name](features, num_frames)
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = finetune_config(args)
-    model = SSASTClassifier(SSASTEncoder(config), args.classes).to(args.device).eval()
-    spectrogram = torch.randn(args.batch, args.target_frames, 128, device=args.device)
-
-    @torch.inference_mode()
-    def one_batch(precision):
-        sync(args.device)
-        start = time.perf_counter()
-        with autocast_context(precision, args.device):
-            model(spectrogram)
-        sync(args.device)
-        return time.perf_counter() - start
-
-    for _ in range(args.warmup):
-        for precision in PRECISIONS:
-            one_batch(precision)
-    times = {precision: [] for precision in PRECISIONS}
-    for rep in range(args.reps):
-        order = PRECISIONS if rep % 2 == 0 else PRECISIONS[::-1]
-        for precision in order:
-            times[precision].append(one_batch(precision))
-        line = " | ".join(
-            f"{p} {times[p][-1]:.3f} s ({args.batch / times[p][-1]:.2f} clips/s)"
-            for p in PRECISIONS
-        )
-        print(f"rep {rep}: {line}", flush=True)
-
-    flops = classifier_forward_flops(config, args.batch, args.classes)
-    rows = args.batch * (config.num_patches + 2)
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    results = {}
-    for precision in PRECISIONS:
-        median = statistics.median(times[precision])
-        peak = matmul_peak_gflops(config.embed_dim, rows, dtypes[precision], args.device)
-        achieved = flops / median / 1e9
-        results[precision] = {
-            "median_s": round(median, 4),
-            "min_s": round(min(times[precision]), 4),
-            "clips_per_s": round(args.batch / median, 3),
-            "gflops_per_s": round(achieved, 1),
-            "matmul_peak_gflops_per_s": round(peak, 1),
-        }
-        print(
-            f"{precision}: {args.batch / median:.2f} clips/s; achieved {achieved:.1f} GFLOP/s; "
-            f"measured {precision} matmul peak {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}"
-        )
-    speedup = results["fp32"]["median_s"] / results["bf16"]["median_s"]
-    print(f"bf16 / fp32 throughput: {speedup:.2f}x ({config.num_patches + 2} tokens)")
+    runs = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.configs:
+            runners, frames, notes = backend_runners(
+                args.backend, name, args.size, Path(scratch), args.threads
+            )
+            clip_s = frames / 100
+            for batch in args.batch:
+                medians = time_backends(runners, batch, frames, args.reps, args.warmup)
+                entry = {
+                    "config": name,
+                    "batch": batch,
+                    "clip_s": clip_s,
+                    "median_s": {k: round(v, 4) for k, v in medians.items()},
+                    "clips_per_s": {k: round(batch / v, 3) for k, v in medians.items()},
+                    "rtf": {k: round(v / (batch * clip_s), 4) for k, v in medians.items()},
+                    "notes": notes,
+                }
+                if "hf" in medians:
+                    entry["ratio_vs_hf"] = {
+                        k: round(medians["hf"] / v, 3) for k, v in medians.items()
+                    }
+                runs[f"{name}/batch_{batch}"] = entry
+                for backend in medians:
+                    ratio = entry.get("ratio_vs_hf", {}).get(backend)
+                    print(
+                        f"{name} batch {batch} {backend:>10}: "
+                        f"{entry['clips_per_s'][backend]:8.3f} clips/s, "
+                        f"RTF {entry['rtf'][backend]:.4f}"
+                        + (f", {ratio:.2f}x Hugging Face" if ratio is not None else ""),
+                        flush=True,
+                    )
+    first = "audioset" if "audioset" in args.configs else args.configs[0]
+    headline = runs[f"{first}/batch_{max(args.batch)}"]
     result = {
-        **vars(args),
-        # The common keys of the benchmarks describe fp32; each precision has its own entry.
-        **{key: results["fp32"][key] for key in ("median_s", "min_s", "gflops_per_s")},
-        **results,
-        "bf16_speedup": round(speedup, 3),
+        "headline": f"{headline['config']}/batch_{headline['batch']}",
+        "clips_per_s": headline["clips_per_s"],
+        "ratio_vs_hf": headline.get("ratio_vs_hf", {}),
+        "runs": runs,
+        "size": args.size,
+        "threads": args.threads,
+        "reps": args.reps,
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "tokens": config.num_patches + 2,
         "torch": torch.__version__,
     }
     print(json.dumps(result))

@@ -386,8 +386,10 @@ class SSASTEncoder(nn.Module):
         >>> encoder(torch.randn(1, 40, 128)).shape
         torch.Size([1, 18, 4])
         """
-        if num_patches == self.config.num_patches:
-            return self.pos_embed
+        if not self.config.variable_length:
+            return self.pos_embed  # the input check holds the input to the full grid
+        # Always sliced, even at the full length (the same values), so that an exported
+        # graph (ssast_sb.export) keeps the time axis dynamic instead of branching on it.
         f_dim, t_dim = self.grid
         columns = num_patches // f_dim
         patches = self.pos_embed[:, self.num_class_tokens :].view(1, f_dim, t_dim, -1)

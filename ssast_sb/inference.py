@@ -179,8 +179,11 @@ class SSASTAudioClassifier(OnceWarnings, Pretrained):
         """
         wav_lens = relative_lengths(wavs, wav_lens)
         self._warn_if_cut(wavs, wav_lens, "classify_batch")
-        out_prob = self.mods.classifier(self._embed(wavs, wav_lens)).squeeze(1)
-        return self._decide(out_prob)
+        return self._decide(self._log_probs(wavs, wav_lens))
+
+    def _log_probs(self, wavs, wav_lens):
+        """``(B, C)`` log-probabilities of rows that the frontend pads or cuts."""
+        return self.mods.classifier(self._embed(wavs, wav_lens)).squeeze(1)
 
     def _decide(self, out_prob):
         """``(out_prob, score, index, text_lab)`` from ``(B, C)`` log-probabilities."""
@@ -192,7 +195,7 @@ class SSASTAudioClassifier(OnceWarnings, Pretrained):
         windows = [waveform[start:end] for start, end in bounds]
         wavs = torch.nn.utils.rnn.pad_sequence(windows, batch_first=True)
         wav_lens = torch.tensor([window.numel() / wavs.shape[1] for window in windows])
-        return self.mods.classifier(self._embed(wavs, wav_lens)).squeeze(1)
+        return self._log_probs(wavs, wav_lens)
 
     def classify_waveform(self, waveform, source="waveform", windows_per_batch=16):
         """Classifies one 16 kHz clip of any length by windows of the model's input.

@@ -102,18 +102,29 @@ def test_finetune_step():
     assert sum(line.startswith("rep ") for line in lines) == 2
 
 
-def test_inference_fp32_and_bf16_in_one_run():
-    lines, result = _run("bench_inference.py", *TINY, "--reps", "2", "--warmup", "0")
-    assert {"fp32", "bf16", "bf16_speedup", "peak_rss_mb", "tokens"} <= set(result)
-    for precision in ("fp32", "bf16"):
-        entry = result[precision]
-        assert {"median_s", "min_s", "clips_per_s", "gflops_per_s"} <= set(entry)
-        _check_timing(entry)
-        assert entry["clips_per_s"] == pytest.approx(1 / entry["median_s"], rel=0.01)
-    assert result["bf16_speedup"] == pytest.approx(
-        result["fp32"]["median_s"] / result["bf16"]["median_s"], rel=0.01
-    )
-    assert sum(line.startswith("rep ") for line in lines) == 2
+def test_inference_backends_against_hugging_face_in_one_run():
+    pytest.importorskip("transformers", reason="the export extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    lines, result = _run(
+        "bench_inference.py", "--size", "tiny", "--configs", "speech", "audioset", "--batch", "1",
+        "2", "--reps", "1", "--warmup", "0",
+    )  # fmt: skip
+    backends = {"torch", "torch-bf16", "onnx", "onnx-int8", "hf"}
+    assert result["headline"] == "audioset/batch_2"
+    assert set(result["clips_per_s"]) == set(result["ratio_vs_hf"]) == backends
+    assert result["ratio_vs_hf"]["hf"] == 1.0
+    assert set(result["runs"]) == {f"{c}/batch_{b}" for c in ("speech", "audioset") for b in (1, 2)}
+    for entry in result["runs"].values():
+        for backend in backends:
+            seconds = entry["median_s"][backend]
+            assert entry["clips_per_s"][backend] == pytest.approx(
+                entry["batch"] / seconds, rel=0.01
+            )
+            assert entry["rtf"][backend] == pytest.approx(
+                seconds / (entry["batch"] * entry["clip_s"]), rel=0.01
+            )
+    assert "frame model" in result["runs"]["speech/batch_1"]["notes"]["hf"]
+    assert sum(" clips/s, RTF " in line for line in lines) == 4 * len(backends)
 
 
 def test_matmul_rates_per_precision():
