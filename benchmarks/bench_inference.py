@@ -64,7 +64,33 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--output", default=None, help="folder for inference.json and the table inference.md"
+    )
     return parser.parse_args(argv)
+
+
+def results_table(result, command):
+    """The runs of ``result`` as a Markdown table (clips/s, RTF and ratio to Hugging Face)."""
+    backends = list(result["clips_per_s"])
+    lines = [
+        f"Command: `{command}` ({result['threads']} threads, median of {result['reps']} "
+        f"repetitions; torch {result['torch']})",
+        "",
+        "| configuration | batch | " + " | ".join(backends) + " |",
+        "|---|---|" + "---|" * len(backends),
+    ]
+    for entry in result["runs"].values():
+        cells = []
+        for backend in backends:
+            cell = f"{entry['clips_per_s'][backend]:.2f} clips/s, RTF {entry['rtf'][backend]:.4f}"
+            ratio = entry.get("ratio_vs_hf", {}).get(backend)
+            cells.append(cell + (f", **{ratio:.2f}x**" if ratio is not None else ""))
+        lines.append(f"| {entry['config']} | {entry['batch']} | " + " | ".join(cells) + " |")
+    notes = {note for entry in result["runs"].values() for key, note in entry["notes"].items()
+             if key == "hf"}  # fmt: skip
+    lines += ["", *(f"hf: {note}." for note in sorted(notes))]
+    return "\n".join(lines) + "\n"
 
 
 def build_classifier(size, shape, fstride, tstride, frames, classes):
@@ -186,6 +212,12 @@ def main(argv=None):
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "torch": torch.__version__,
     }
+    if args.output:
+        output = Path(args.output)
+        output.mkdir(parents=True, exist_ok=True)
+        command = "python benchmarks/bench_inference.py " + " ".join(argv or sys.argv[1:])
+        (output / "inference.json").write_text(json.dumps(result, indent=2) + "\n")
+        (output / "inference.md").write_text(results_table(result, command))
     print(json.dumps(result))
     return result
 
