@@ -103,4 +103,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:  # what cannot be exported, and why
+        raise SystemExit(f"{PROG}: error: {error}") from None
