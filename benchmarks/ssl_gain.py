@@ -30,6 +30,34 @@ Example (the README's table)::
 Quick look (a few minutes)::
 
     python benchmarks/ssl_gain.py --minutes 2 --seeds 0 --shots 10 --tasks fsdd_speakers
+
+Tasks. ``--tasks`` names built-in tasks, folders of ``--data``: ``fsdd_digits``,
+``fsdd_speakers``, ``emodb`` (the default three) and ``esc10``. ``--task NAME=PATH``
+(repeatable) adds a task of your own in the layouts of the generic fine-tuning
+recipe (``recipes/custom/train.py``): PATH is a folder with one sub-folder per
+class, or a ``.csv``/``.json`` list with ``path`` and ``label`` columns and
+optionally ``speaker`` and ``split`` (relative paths are relative to the list).
+With ``--task`` and no ``--tasks``, only your tasks run; built-in tasks come first
+in the tables. For each task of your own:
+
+* columns: ``--columns "{path: file, label: emotion}"`` renames the columns of
+  every list; ``--columns "NAME={label: speaker}"`` those of one task (two tasks
+  can read two label columns of one list);
+* split: the list's ``split`` column (train/valid/test); a split it lacks is
+  drawn from its training clips, and a list without one (or a folder) gets a
+  seeded split, ``--valid-ratio`` and ``--test-ratio`` of each class
+  (speaker-disjoint when a speaker column exists) with ``--split-seed``; each
+  choice is logged and kept in ``results.json``;
+* input length: one that holds ``--length-percentile`` (95) % of the training
+  clips whole, as the recipe chooses it, unless ``--task-frames NAME=FRAMES``.
+
+Every class needs at least ``k`` training clips for each ``--shots`` value ``k``::
+
+    python benchmarks/ssl_gain.py --pretrained ENCODER --task birds=/data/birds \\
+        --task calls=calls.csv --columns "calls={label: species}" --shots 5 10
+
+The unlabeled pool (``--pool``) takes folders (every audio file under them, class
+folders included) and CSV manifests with a ``path`` or ``wav`` column.
 """
 
 import argparse
@@ -42,6 +70,8 @@ from pathlib import Path
 
 import torch
 
+from ssast_sb.data.generic import AUDIO_EXTENSIONS
+from ssast_sb.data.manifest import ManifestError, find_files
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.mae import MAEPretrainModel
@@ -59,36 +89,44 @@ from benchmarks.smallscale.fewshot import (  # noqa: E402
     layer_embeddings,
     linear_probe,
 )
+from benchmarks.smallscale.tasks import (  # noqa: E402
+    BUILTIN_TASKS,
+    builtin_task,
+    check_task,
+    custom_task,
+    parse_columns,
+    parse_frames,
+    parse_task_spec,
+    read_rows,
+    task_features,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-#: name -> (dataset folder, label column, input frames for fine-tuning)
-TASKS = {
-    "fsdd_digits": ("kws_sid_fsdd", "label", 128),
-    "fsdd_speakers": ("kws_sid_fsdd", "speaker", 128),
-    "emodb": ("emotion_emodb", "label", 200),
-    "esc10": ("audio_events_esc10", "label", 512),
-}
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+#: The built-in tasks of a run without --tasks and --task (the README's table).
+DEFAULT_TASKS = ["fsdd_digits", "fsdd_speakers", "emodb"]
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__[__doc__.index("Tasks.") :].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="../shared/data layout")
     parser.add_argument(
         "--pool",
         nargs="*",
         type=Path,
         default=None,
-        help="unlabeled audio: folders and/or CSV manifests with a path or wav column "
-        "(default: the train/unlabeled splits of --data)",
+        help="unlabeled audio: folders (every audio file under them, class folders included) "
+        "and/or CSV manifests with a path or wav column (default: the train/unlabeled splits of "
+        "--data)",
     )
     parser.add_argument("--output", type=Path, default=Path("results/ssl_gain"))
-    parser.add_argument("--tasks", nargs="*", default=["fsdd_digits", "fsdd_speakers", "emodb"])
     parser.add_argument("--shots", nargs="+", default=["5", "10", "all"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    add_task_arguments(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     model.add_argument("--shape", default="frame", choices=["frame", "patch"])
@@ -163,33 +201,187 @@ def parse_args(argv=None):
         choices=["real", "all"],
         help="average the tokens of real-audio patches only, or every patch token (the original)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        resolve_task_options(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
-def read_rows(data_dir, folder):
-    """Rows of ``<data>/<folder>/manifest.csv`` with absolute paths."""
-    manifest = data_dir / folder / "manifest.csv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest} not found: point --data at the shared data folder")
-    with open(manifest, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        row["path"] = str(data_dir / folder / row["path"])
-    return rows
+def add_task_arguments(parser):
+    """The options that name the labeled tasks (module docstring, "Tasks")."""
+    tasks = parser.add_argument_group("labeled tasks")
+    tasks.add_argument(
+        "--tasks",
+        nargs="*",
+        default=None,
+        help=f"built-in tasks of --data: {', '.join(BUILTIN_TASKS)} "
+        f"(default: {' '.join(DEFAULT_TASKS)}, or none when --task is given)",
+    )
+    tasks.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a task of your own (repeatable): a folder with one sub-folder per class, or a "
+        ".csv/.json list with path and label columns, optionally speaker and split",
+    )
+    tasks.add_argument(
+        "--columns",
+        action="append",
+        default=[],
+        metavar="[NAME=]MAPPING",
+        help='column names of the lists, e.g. "{path: file, label: emotion}" for every list, '
+        '"speakers={label: speaker}" for one task (keys: path, label, speaker, split)',
+    )
+    tasks.add_argument(
+        "--task-frames",
+        action="append",
+        default=[],
+        metavar="NAME=FRAMES",
+        help="fine-tuning input length of a task (default for your own: --length-percentile)",
+    )
+    tasks.add_argument(
+        "--length-percentile",
+        type=float,
+        default=95.0,
+        help="the input length of a task of your own holds this %% of its training clips whole",
+    )
+    tasks.add_argument(
+        "--valid-ratio",
+        "--valid_ratio",
+        dest="valid_ratio",
+        type=float,
+        default=0.1,
+        help="share of each class drawn as valid when a list has no split (or no valid split)",
+    )
+    tasks.add_argument(
+        "--test-ratio",
+        "--test_ratio",
+        dest="test_ratio",
+        type=float,
+        default=0.1,
+        help="share of each class drawn as test when a list has no split (or no test split)",
+    )
+    tasks.add_argument("--split-seed", type=int, default=0, help="seed of the drawn splits")
+
+
+def resolve_task_options(args):
+    """Parses ``--task``, ``--columns`` and ``--task-frames``; fills in the default ``--tasks``.
+
+    Sets ``args.custom_tasks`` (``{name: path}``), ``args.task_columns``
+    (``{name: columns}``) and ``args.frames_of`` (``{name: frames}``).
+    """
+    if args.tasks is None:
+        args.tasks = [] if args.task else list(DEFAULT_TASKS)
+    unknown = [name for name in args.tasks if name not in BUILTIN_TASKS]
+    if unknown:
+        raise ValueError(
+            f"--tasks {' '.join(unknown)}: the built-in tasks are {', '.join(BUILTIN_TASKS)}; "
+            "name a folder or list of your own with --task NAME=PATH"
+        )
+    args.custom_tasks = {}
+    for text in args.task:
+        name, path = parse_task_spec(text)
+        if name in BUILTIN_TASKS or name in args.custom_tasks:
+            kind = "a built-in task" if name in BUILTIN_TASKS else "given twice"
+            raise ValueError(f"--task {text!r}: the name {name!r} is {kind}; choose another")
+        args.custom_tasks[name] = path
+    shared, own = {}, {}
+    for text in args.columns:
+        name, columns = parse_columns(text)
+        if name is not None and name not in args.custom_tasks:
+            raise ValueError(f"--columns {text!r}: no --task is named {name!r}")
+        if name is None:
+            shared.update(columns)
+        else:
+            own.setdefault(name, {}).update(columns)
+    args.task_columns = {name: {**shared, **own.get(name, {})} for name in args.custom_tasks}
+    args.frames_of = dict(parse_frames(text) for text in args.task_frames)
+    stray = sorted(set(args.frames_of) - set(args.tasks) - set(args.custom_tasks))
+    if stray:
+        raise ValueError(f"--task-frames: no task of this run is named {', '.join(stray)}")
+
+
+def shot_values(args):
+    """The ``k`` of ``--shots``: integers, None for ``all``."""
+    return [None if k == "all" else int(k) for k in args.shots]
+
+
+def load_tasks(args, log):
+    """The run's tasks, read and checked before any pretraining (built-in ones first).
+
+    Arguments
+    ---------
+    args : argparse.Namespace
+        The parsed options.
+    log : callable
+        Takes a line; each task's source, classes, clips, split and input length go there.
+
+    Returns
+    -------
+    list of LabeledTask
+    """
+    tasks = [builtin_task(args.data, name, args.frames_of.get(name)) for name in args.tasks]
+    for name, source in args.custom_tasks.items():
+        try:
+            tasks.append(
+                custom_task(
+                    name,
+                    source,
+                    columns=args.task_columns[name],
+                    frames=args.frames_of.get(name),
+                    length_percentile=args.length_percentile,
+                    valid_ratio=args.valid_ratio,
+                    test_ratio=args.test_ratio,
+                    seed=args.split_seed,
+                )
+            )
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"--task {name}={source}: {error}") from error
+    for task in tasks:
+        check_task(task, shot_values(args))
+        log(f"task {task.describe()}")
+    return tasks
+
+
+def pool_source_paths(source):
+    """Audio files of one ``--pool`` source: a folder's (recursively) or a CSV's ``path``/``wav``.
+
+    Arguments
+    ---------
+    source : pathlib.Path
+        A folder (class folders included) or a CSV manifest.
+
+    Returns
+    -------
+    list of str
+    """
+    if source.is_dir():
+        paths = sorted(str(path) for path in find_files(source, "**/*", AUDIO_EXTENSIONS))
+        if not paths:
+            raise FileNotFoundError(
+                f"--pool {source}: no audio file ({', '.join(AUDIO_EXTENSIONS)}) under it"
+            )
+        return paths
+    if not source.is_file():
+        raise FileNotFoundError(f"--pool {source} not found (a folder or a CSV manifest)")
+    with open(source, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        column = next((name for name in ("path", "wav") if name in (reader.fieldnames or [])), None)
+        if column is None:
+            raise ManifestError(
+                f"--pool {source}: no path or wav column (columns found: {reader.fieldnames})"
+            )
+        listed = [Path(row[column]) for row in reader if row[column]]
+    return [str(path if path.is_absolute() else source.parent / path) for path in listed]
 
 
 def pool_paths(args):
     """Unlabeled training audio and held-out audio for the pretraining curve."""
     if args.pool:
-        paths = []
-        for source in args.pool:
-            if source.is_dir():
-                paths += sorted(str(p) for p in source.rglob("*") if p.suffix in AUDIO_SUFFIXES)
-            else:
-                with open(source, newline="") as handle:
-                    for row in csv.DictReader(handle):
-                        path = Path(row.get("path") or row["wav"])
-                        paths.append(str(path if path.is_absolute() else source.parent / path))
+        paths = [path for source in args.pool for path in pool_source_paths(source)]
         held_out = []
     else:
         folders = sorted(p.name for p in args.data.iterdir() if (p / "manifest.csv").is_file())
@@ -217,7 +409,8 @@ def build_pretrain_model(args):
     return SSASTPretrainModel(encoder, single_pass=args.mode == "single_pass", **common)
 
 
-def pretrain(args, log):
+def pretrain(args, log, pool=None):
+    """The encoder pretrained on ``pool`` (``pool_paths``), or loaded from ``--pretrained``."""
     if args.pretrained:
         saved = torch.load(args.pretrained, map_location="cpu", weights_only=True)
         encoder = SSASTEncoder(EncoderConfig(**saved["config"]))
@@ -234,7 +427,7 @@ def pretrain(args, log):
         path = folder / f"encoder_step{point['step']:06d}_{point['minutes']:.2f}min.pt"
         save_encoder(model.encoder, path, snapshots, args)
 
-    train_paths, held_out = pool_paths(args)
+    train_paths, held_out = pool or pool_paths(args)
     log(f"pool: {len(train_paths)} clips; held-out curve: {len(held_out)} clips")
     bank = ClipBank.from_files(train_paths)
     valid = None
@@ -269,24 +462,6 @@ def save_encoder(encoder, path, curve, args):
         },
         path,
     )
-
-
-def load_task(args, name):
-    folder, column, tdim = TASKS[name]
-    rows = read_rows(args.data, folder)
-    classes = sorted({row[column] for row in rows})
-    splits = {}
-    for split in ("train", "valid", "test"):
-        chosen = [r for r in rows if r["split"] == split]
-        if not chosen:
-            # ESC-10 here has no test split: its valid split serves both.
-            chosen = [r for r in rows if r["split"] == "valid"]
-        bank = ClipBank.from_files([r["path"] for r in chosen], progress=False)
-        features = bank.fixed(list(range(len(bank))), tdim)
-        labels = torch.tensor([classes.index(r[column]) for r in chosen])
-        splits[split] = (features, labels)
-        splits[f"{split}_frames"] = bank.real_frames(list(range(len(bank))), tdim)
-    return splits, len(classes)
 
 
 def task_encoder(args, pretrained, tdim, seed):
@@ -389,6 +564,17 @@ def write_curve(curve, output):
         )
 
 
+def task_record(task):
+    """What ``results.json`` keeps of a task: source, classes, clips per split, frames, notes."""
+    return {
+        "source": task.source,
+        "classes": task.classes,
+        "clips": task.counts(),
+        "frames": task.frames,
+        "notes": task.notes,
+    }
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -398,17 +584,23 @@ def main(argv=None):
     def log(line):
         print(f"[{(time.time() - started) / 60:6.1f} min] {line}", flush=True)
 
-    pretrained, curve = pretrain(args, log)
+    try:  # what the run reads is checked before any pretraining
+        tasks = load_tasks(args, log)
+        pool = None if args.pretrained else pool_paths(args)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"ssl_gain.py: error: {error}") from None
+    pretrained, curve = pretrain(args, log, pool)
     write_curve(curve, args.output)
     # The probe's random features: the pretrained encoder's own starting point
     # (pretraining also draws its encoder first after seeding with 0), the same
     # whether this run pretrained or loaded an encoder.
     torch.manual_seed(0)
     random_twin = SSASTEncoder(pretrained.config)
-    shots = [None if k == "all" else int(k) for k in args.shots]
+    shots = shot_values(args)
     results = []
-    for task in args.tasks:
-        splits, num_classes = load_task(args, task)
+    for labeled in tasks:
+        task = labeled.name
+        splits, num_classes = task_features(labeled)
         embeddings = {}
         for name, encoder in (("pretrained", pretrained), ("random", random_twin)):
             adapted = adapt_encoder(encoder, input_tdim=splits["train"][0].shape[1])
@@ -457,12 +649,15 @@ def main(argv=None):
             else ""
         )
         + f". Whole run: {(time.time() - started) / 60:.1f} min.\nCommand: `{command.strip()}`\n"
+        + "".join(f"\nTask {t.describe()}.\n" for t in tasks if t.name in args.custom_tasks)
     )
     print(summary)
     with atomic_open(args.output / "results.md", "w") as handle:
         handle.write(summary)
     with atomic_open(args.output / "results.json", "w") as handle:
-        json.dump({"results": results, "curve": curve, "args": vars(args)}, handle, default=str)
+        described = {task.name: task_record(task) for task in tasks}
+        saved = {"results": results, "curve": curve, "tasks": described, "args": vars(args)}
+        json.dump(saved, handle, default=str)
     return results
 
 

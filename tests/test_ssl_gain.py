@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,159 @@ def test_ssl_gain_benchmark_runs_end_to_end(shared_dir, tmp_path):
     row = next(line for line in alone.stdout.splitlines() if line.startswith("| fsdd_speakers"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[2:6] == ["—"] * 4 and float(cells[7].split(" ± ")[0]) > 1 / 6
+
+
+# ---------------------------------------------------------------- labeled tasks of your own
+
+#: The built-in tasks as ssl_gain.py hard-coded them: folder, label column, input frames.
+BUILTIN_BEFORE = {
+    "fsdd_digits": ("kws_sid_fsdd", "label", 128),
+    "fsdd_speakers": ("kws_sid_fsdd", "speaker", 128),
+    "emodb": ("emotion_emodb", "label", 200),
+    "esc10": ("audio_events_esc10", "label", 512),
+}
+#: A tiny pretraining and fine-tuning: the test checks the plumbing, not the accuracy.
+TINY_RUN = ["--seeds", "0", "--ft-steps", "2", "--ft-batch", "4", "--threads", "1"]
+
+
+def _fsdd_rows(shared_dir):
+    folder = shared_dir / "data" / "kws_sid_fsdd"
+    with open(folder / "manifest.csv", newline="") as handle:
+        return [dict(row, path=str(folder / row["path"])) for row in csv.DictReader(handle)]
+
+
+def _digit_clips(shared_dir, digits, per_speaker):
+    """FSDD rows of ``digits``, ``per_speaker`` clips of each speaker for each digit."""
+    chosen, taken = [], {}
+    for row in _fsdd_rows(shared_dir):
+        key = (row["label"], row["speaker"])
+        if row["label"] in digits and taken.get(key, 0) < per_speaker:
+            taken[key] = taken.get(key, 0) + 1
+            chosen.append(row)
+    return chosen
+
+
+def _saved_results(output):
+    saved = json.loads((output / "results.json").read_text())
+    for row in saved["results"]:
+        for key in ("scratch", "pretrained", "probe_random", "probe_pretrained"):
+            assert len(row[key]) == 1 and 0.0 <= row[key][0] <= 1.0, (key, row)
+    return saved
+
+
+def test_builtin_task_names_resolve_to_the_same_rows_as_before(shared_dir):
+    from benchmarks.smallscale.tasks import BUILTIN_TASKS, builtin_task
+
+    assert BUILTIN_TASKS == BUILTIN_BEFORE
+    for name, (folder, column, frames) in BUILTIN_BEFORE.items():
+        with open(shared_dir / "data" / folder / "manifest.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        task = builtin_task(shared_dir / "data", name)
+        assert task.frames == frames and task.classes == sorted({row[column] for row in rows})
+        for split in ("train", "valid", "test"):
+            chosen = [row for row in rows if row["split"] == split]
+            chosen = chosen or [row for row in rows if row["split"] == "valid"]  # ESC-10: no test
+            paths, labels = task.clips[split]
+            assert paths == [str(shared_dir / "data" / folder / row["path"]) for row in chosen]
+            assert labels == [row[column] for row in chosen]
+    from benchmarks.ssl_gain import parse_args
+
+    assert parse_args([]).tasks == ["fsdd_digits", "fsdd_speakers", "emodb"]
+
+
+def test_ssl_gain_on_class_folders_pretrained_on_them(shared_dir, tmp_path, one_thread, capsys):
+    from benchmarks.ssl_gain import main
+
+    folders = tmp_path / "digits"
+    for row in _digit_clips(shared_dir, {"1", "4", "7"}, per_speaker=2)[::3]:  # 12 per class
+        (folders / f"digit_{row['label']}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(row["path"], folders / f"digit_{row['label']}" / Path(row["path"]).name)
+    output = tmp_path / "out"
+    main(
+        ["--task", f"digits={folders}", "--pool", str(folders), "--output", str(output),
+         "--minutes", "0.02", "--eval-every", "0.01", "--batch", "4", "--shots", "2", "all"]
+        + TINY_RUN
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "pool: 12 clips" in printed
+    assert "task digits:" in printed and "no split column: seeded stratified split" in printed
+    saved = _saved_results(output)
+    rows = [(row["task"], row["k"]) for row in saved["results"]]
+    assert rows == [("digits", 2), ("digits", "all")]
+    task = saved["tasks"]["digits"]
+    assert task["classes"] == ["digit_1", "digit_4", "digit_7"]
+    assert task["clips"] == {"train": 6, "valid": 3, "test": 3}
+    assert task["frames"] % 16 == 0 and "95% of the training clips" in task["notes"][1]
+
+
+def test_ssl_gain_on_a_csv_list_without_a_split_column(shared_dir, tmp_path, one_thread):
+    from benchmarks.ssl_gain import main
+
+    (tmp_path / "clips").mkdir()
+    with open(tmp_path / "list.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "digit", "who"])
+        for row in _digit_clips(shared_dir, {"0", "5"}, per_speaker=1):  # 6 speakers
+            shutil.copy(row["path"], tmp_path / "clips")
+            writer.writerow([f"clips/{Path(row['path']).name}", row["label"], row["speaker"]])
+    encoder = SSASTEncoder(EncoderConfig.from_names("tiny", "frame", input_tdim=64))
+    torch.save({"config": vars(encoder.config), "state": encoder.state_dict()}, tmp_path / "e.pt")
+    output = tmp_path / "out"
+    main(
+        ["--task", f"spoken={tmp_path / 'list.csv'}", "--columns",
+         "spoken={path: file, label: digit, speaker: who}", "--task-frames", "spoken=64",
+         "--pretrained", str(tmp_path / "e.pt"), "--output", str(output), "--shots", "1"]
+        + TINY_RUN
+    )  # fmt: skip
+    saved = _saved_results(output)
+    assert [(row["task"], row["k"]) for row in saved["results"]] == [("spoken", 1)]
+    task = saved["tasks"]["spoken"]
+    # Speaker-disjoint: one speaker in valid, one in test, four in train.
+    assert task["clips"] == {"train": 8, "valid": 2, "test": 2} and task["frames"] == 64
+    assert task["notes"][0].startswith("no split column: seeded speaker-disjoint split")
+
+
+def test_a_split_column_without_test_gets_a_drawn_test_split(shared_dir, tmp_path):
+    from benchmarks.smallscale.tasks import custom_task
+
+    listing = tmp_path / "list.csv"
+    with open(listing, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "split"])
+        for index, row in enumerate(_digit_clips(shared_dir, {"2", "3"}, per_speaker=2)):
+            writer.writerow([row["path"], row["label"], "valid" if index % 6 == 0 else "train"])
+    task = custom_task("digits", listing, test_ratio=0.25)
+    assert task.counts() == {"train": 16, "valid": 4, "test": 4}  # round(10 / 4) per class
+    assert task.notes[0].startswith("the list's split has no test clip: seeded stratified draw")
+    assert not set(task.clips["test"][0]) & set(task.clips["train"][0] + task.clips["valid"][0])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--task", "x={tmp}/missing"], "--task x={tmp}/missing: Labeled audio not found"),
+        (["--task", "x={tmp}/empty"], "No audio in {tmp}/empty"),
+        (["--task", "x={tmp}/digits", "--shots", "20"], "k=20 needs 20 training clips per class"),
+        (["--task", "x={tmp}/digits", "--columns", "y={{label: a}}"], "no --task is named 'y'"),
+        (["--task", "esc10={tmp}/digits"], "'esc10' is a built-in task"),
+        (["--tasks", "fsdd"], "the built-in tasks are fsdd_digits"),
+        (
+            ["--pool", "{tmp}/empty", "--task", "x={tmp}/digits", "--shots", "all"],
+            "--pool {tmp}/empty",
+        ),
+    ],
+)
+def test_task_and_pool_errors_name_the_path_and_the_problem(
+    shared_dir, tmp_path, capsys, options, message
+):
+    from benchmarks.ssl_gain import main
+
+    (tmp_path / "empty" / "a_class").mkdir(parents=True)
+    for row in _digit_clips(shared_dir, {"6", "8"}, per_speaker=1):
+        (tmp_path / "digits" / row["label"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(row["path"], tmp_path / "digits" / row["label"])
+    argv = [option.format(tmp=tmp_path) for option in options] + ["--output", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as raised:
+        main(argv + ["--minutes", "0"])
+    shown = str(raised.value) + capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in shown

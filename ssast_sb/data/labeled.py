@@ -6,6 +6,8 @@ otherwise a seeded stratified split, speaker-disjoint when speakers are known)
 and writes SpeechBrain manifests with the columns ``ID,duration,wav,label``
 (plus ``speaker`` when known). The split is written to ``split.csv`` with a
 preparation stamp, so a rerun with the same options reuses it exactly.
+`read_labeled` (the clips, their audio checked) and `assign_splits` (their
+split) are its two steps, for callers that keep the clips in memory.
 
 Layouts::
 
@@ -304,6 +306,105 @@ def _given_split(rows, valid_ratio, seed):
     return assignment
 
 
+def read_labeled(
+    source,
+    columns=None,
+    label_separator=";",
+    extensions=AUDIO_EXTENSIONS,
+    on_bad_audio="error",
+):
+    """The clips of a labeled folder or list, their audio checked, nothing written.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        A folder with one sub-folder per class, or a ``.csv``/``.json`` list.
+    columns : dict, optional
+        Column names of a list: ``path``, ``label``, ``speaker``, ``split``
+        (:data:`DEFAULT_COLUMNS`; a ``wav`` column is taken when there is no ``path``).
+    label_separator : str
+        Separator of several labels of one clip.
+    extensions : sequence of str
+        Audio extensions of a folder (matched in any case).
+    on_bad_audio : {"error", "skip"}
+        What to do with missing, unreadable, truncated or empty files.
+
+    Returns
+    -------
+    rows : list of dict
+        ``ID``, ``wav`` (absolute), ``label``, ``duration`` (seconds), and
+        ``speaker`` and ``split`` where the list gives them; in the order of the
+        list, or of the sorted class folders.
+    checked : dict
+        The audio check's counts (:func:`~ssast_sb.data.manifest.validate_audio_rows`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``source`` does not exist, or a folder holds no audio in class folders.
+    ManifestError
+        When a list lacks a column, a row lacks a path or label, or a split is unknown.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> import numpy as np, soundfile as sf
+    >>> root = tempfile.mkdtemp()
+    >>> for label in ("dog", "rain"):
+    ...     os.makedirs(os.path.join(root, label))
+    ...     sf.write(os.path.join(root, label, "0.wav"), np.zeros(1600), 16000)
+    >>> rows, checked = read_labeled(root)
+    >>> [(row["ID"], row["label"], row["duration"]) for row in rows], checked["kept"]
+    ([('dog_0', 'dog', 0.1), ('rain_0', 'rain', 0.1)], 2)
+    """
+    source = Path(source)
+    columns = {**DEFAULT_COLUMNS, **(columns or {})}
+    if source.is_dir():
+        rows = _rows_from_class_folders(source, extensions)
+    elif source.is_file():
+        rows = _rows_from_list(source, columns, label_separator)
+    else:
+        raise FileNotFoundError(f"Labeled audio not found: {source} (a folder, .csv or .json)")
+    return validate_audio_rows(rows, on_bad_audio)
+
+
+def assign_splits(rows, valid_ratio=0.1, test_ratio=0.1, seed=0):
+    """The split of every clip: the list's own ``split`` column, or a seeded split.
+
+    When every row has a ``split``, it is kept (a missing valid split is drawn
+    from train, stratified, ``valid_ratio`` of it); otherwise :func:`split_rows`
+    splits all the rows (a warning says so when only some rows have a split).
+
+    Arguments
+    ---------
+    rows : list of dict
+        With ``ID`` and ``label``, optionally ``speaker`` and ``split``
+        (as :func:`read_labeled` returns them).
+    valid_ratio, test_ratio : float
+        Shares of the seeded split.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    dict
+        ``{ID: split}``.
+
+    Example
+    -------
+    >>> rows = [{"ID": f"{c}{i}", "label": c, "split": "train"} for c in "ab" for i in range(9)]
+    >>> rows += [{"ID": "t", "label": "a", "split": "test"}]
+    >>> assignment = assign_splits(rows, valid_ratio=0.2)
+    >>> sorted(assignment.values()).count("valid"), assignment["t"]
+    (4, 'test')
+    """
+    if all("split" in row for row in rows):
+        return _given_split(rows, valid_ratio, seed)
+    if any("split" in row for row in rows):
+        logger.warning("Some rows have a split and some do not: the split column is ignored")
+    return split_rows(rows, valid_ratio, test_ratio, seed)
+
+
 def labeled_manifests(save_folder):
     """Paths of the train, valid and test manifests :func:`prepare_labeled` writes.
 
@@ -382,19 +483,8 @@ def prepare_labeled(
     if stamp.is_current(force):
         return summarize_labeled(save_folder, label_separator)
     stamp.invalidate()
-    if source.is_dir():
-        rows = _rows_from_class_folders(source, extensions)
-    elif source.is_file():
-        rows = _rows_from_list(source, columns, label_separator)
-    else:
-        raise FileNotFoundError(f"Labeled audio not found: {source} (a folder, .csv or .json)")
-    rows, checked = validate_audio_rows(rows, on_bad_audio)
-    if all("split" in row for row in rows):
-        assignment = _given_split(rows, valid_ratio, seed)
-    else:
-        if any("split" in row for row in rows):
-            logger.warning("Some rows have a split and some do not: the split column is ignored")
-        assignment = split_rows(rows, valid_ratio, test_ratio, seed)
+    rows, checked = read_labeled(source, columns, label_separator, extensions, on_bad_audio)
+    assignment = assign_splits(rows, valid_ratio, test_ratio, seed)
     has_speakers = all(row.get("speaker") for row in rows)
     fieldnames = FIELDNAMES + (["speaker"] if has_speakers else [])
     for split, path in manifests.items():
