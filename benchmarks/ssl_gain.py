@@ -132,6 +132,12 @@ def parse_args(argv=None):
     model.add_argument("--shape", default="frame", choices=["frame", "patch"])
     pre = parser.add_argument_group("pretraining")
     pre.add_argument("--minutes", type=float, default=30.0, help="pretraining budget (training)")
+    pre.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="a budget of optimiser steps instead of minutes (the same run on any machine)",
+    )
     pre.add_argument("--pretrained", type=Path, help="reuse a saved encoder; skip pretraining")
     pre.add_argument("--mode", default="faithful", choices=["faithful", "single_pass", "mae"])
     pre.add_argument(
@@ -446,6 +452,7 @@ def pretrain(args, log, pool=None):
         eval_every_minutes=args.eval_every,
         log=lambda line: log("pretrain " + line),
         on_record=save_snapshot if args.snapshots else None,
+        max_steps=args.steps,
     )
     save_encoder(model.encoder, args.output / "pretrained_encoder.pt", curve, args)
     return model.encoder, curve

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.smallscale import budget_pretrain
 from benchmarks.smallscale.budget_pretrain import pretrain_for_minutes
 from benchmarks.smallscale.clip_bank import ClipBank
 from benchmarks.smallscale.fewshot import (
@@ -61,6 +62,31 @@ def test_budgeted_pretraining_stops_on_the_clock_and_records_the_curve():
     assert curve[0]["minutes"] == 0 and curve[-1]["step"] > 0
     assert curve[-1]["minutes"] >= 0.05  # it ran to its budget (no upper wall-clock bound)
     assert all({"acc", "mse", "train_loss"} <= set(point) for point in curve)
+
+
+def test_a_budget_of_steps_runs_exactly_that_many_with_the_schedule_over_them():
+    torch.manual_seed(0)
+    bank = ClipBank([torch.randn(int(n), 128) for n in torch.randint(10, 60, (24,))], SSASTFbank())
+    model = SSASTPretrainModel(_small_frame_encoder(depth=1), num_masked=8, padding_aware=True)
+    rates = []
+    set_lr = budget_pretrain.set_lr
+
+    def recording_set_lr(optimizer, lr, *args):
+        rates.append(lr)
+        return set_lr(optimizer, lr, *args)
+
+    budget_pretrain.set_lr = recording_set_lr
+    try:
+        curve = pretrain_for_minutes(
+            model, bank, 1e-6, 32, batch_size=8, warmup_steps=1, log=lambda line: None,
+            max_steps=7,
+        )  # fmt: skip
+    finally:
+        budget_pretrain.set_lr = set_lr
+    # 7 steps (three epochs of 3 batches, the last cut), whatever the clock says; the cosine
+    # schedule runs over the steps, so the last rate is close to zero.
+    assert curve[-1]["step"] == 7 and len(rates) == 7
+    assert rates[0] == pytest.approx(5e-4) and rates[-1] < 0.1 * rates[0]
 
 
 def test_probe_embeddings_pool_the_real_audio_patches_of_each_clip():

@@ -108,8 +108,13 @@ def pretrain_for_minutes(
     seed=0,
     log=print,
     on_record=None,
+    max_steps=None,
 ):
     """Pretrains ``model`` on random crops of ``bank`` until ``minutes`` of training pass.
+
+    With ``max_steps``, the budget is that many optimiser steps instead (the
+    schedule runs over the steps, ``minutes`` only times the curve), so that a
+    run does not depend on the machine's speed or load.
 
     Evaluation time is not counted in the budget. Adam with the original's
     betas and weight decay (docs/fidelity.md e.1); clips are visited in a fresh
@@ -146,6 +151,8 @@ def pretrain_for_minutes(
     on_record : callable, optional
         Called as ``on_record(point, model)`` after each curve point (e.g. to
         save a snapshot of the encoder).
+    max_steps : int, optional
+        A budget of optimiser steps instead of minutes.
 
     Returns
     -------
@@ -176,10 +183,16 @@ def pretrain_for_minutes(
             )
         )
 
+    def left():
+        return step < max_steps if max_steps else spent_s < budget_s
+
+    def elapsed_fraction():
+        return step / max_steps if max_steps else spent_s / budget_s
+
     record()
     next_eval_s = eval_every_minutes * 60.0
     model.train()
-    while spent_s < budget_s:
+    while left():
         order = torch.randperm(len(bank), generator=generator).tolist()
         for start in range(0, len(order) - batch_size + 1, batch_size):
             tick = time.perf_counter()
@@ -187,7 +200,7 @@ def pretrain_for_minutes(
                 order[start : start + batch_size], target_frames, generator
             )
             masks = model.draw_masks(batch_size, generator)
-            set_lr(optimizer, budget_lr(lr, step, spent_s / budget_s, warmup_steps, schedule))
+            set_lr(optimizer, budget_lr(lr, step, elapsed_fraction(), warmup_steps, schedule))
             loss = model(features, *masks, num_frames=num_frames)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,10 +208,10 @@ def pretrain_for_minutes(
             step += 1
             recent.append(loss.item())
             spent_s += time.perf_counter() - tick
-            if spent_s >= next_eval_s and spent_s < budget_s:
+            if spent_s >= next_eval_s and left():
                 record()
                 next_eval_s += eval_every_minutes * 60.0
-            if spent_s >= budget_s:
+            if not left():
                 break
     record()
     return curve
