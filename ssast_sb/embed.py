@@ -536,6 +536,34 @@ def parse_layer(value):
         ) from None
 
 
+def add_checkpoint_grid_options(parser):
+    """The grid and statistics options of a pretraining checkpoint (also ``ssast_sb.export``'s).
+
+    Arguments
+    ---------
+    parser : argparse.ArgumentParser
+        Gets ``--fstride``, ``--tstride``, ``--input-tdim``, ``--mean``, ``--std`` and
+        ``--norm-preset`` in a group of their own.
+
+    Returns
+    -------
+    argparse._ArgumentGroup
+        The group, for more options.
+    """
+    grid = parser.add_argument_group(
+        "pretraining checkpoints", "default: the checkpoint's pretraining grid, AudioSet statistics"
+    )
+    grid.add_argument("--fstride", type=int, default=None, help="frequency stride of the patches")
+    grid.add_argument("--tstride", type=int, default=None, help="time stride of the patches")
+    grid.add_argument("--input-tdim", type=int, default=None, help="model input in frames")
+    grid.add_argument("--mean", type=float, default=None, help="fbank mean (with --std)")
+    grid.add_argument("--std", type=float, default=None, help="fbank std (with --mean)")
+    grid.add_argument(
+        "--norm-preset", choices=sorted(PRESETS), default=None, help="statistics of a recipe"
+    )
+    return grid
+
+
 def add_model_options(parser):
     """The options that choose the model and its layer, shared with ``python -m ssast_sb.verify``.
 
@@ -559,17 +587,7 @@ def add_model_options(parser):
         "'all' (every block, stacked); default: 'last', or an inference folder's own embedding",
     )
     parser.add_argument("--pooling", choices=POOLINGS, default="mean", help="clip pooling")
-    grid = parser.add_argument_group(
-        "pretraining checkpoints", "default: the checkpoint's pretraining grid, AudioSet statistics"
-    )
-    grid.add_argument("--fstride", type=int, default=None, help="frequency stride of the patches")
-    grid.add_argument("--tstride", type=int, default=None, help="time stride of the patches")
-    grid.add_argument("--input-tdim", type=int, default=None, help="model input in frames")
-    grid.add_argument("--mean", type=float, default=None, help="fbank mean (with --std)")
-    grid.add_argument("--std", type=float, default=None, help="fbank std (with --mean)")
-    grid.add_argument(
-        "--norm-preset", choices=sorted(PRESETS), default=None, help="statistics of a recipe"
-    )
+    grid = add_checkpoint_grid_options(parser)
     grid.add_argument(
         "--pad-to-input",
         action="store_true",

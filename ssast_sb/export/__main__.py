@@ -38,7 +38,7 @@ Authors
 import argparse
 import json
 
-from ssast_sb.frontend import PRESETS
+from ssast_sb.embed import add_checkpoint_grid_options
 
 PROG = "python -m ssast_sb.export"
 FORMATS = ("hf", "onnx")
@@ -58,17 +58,7 @@ def build_parser():
         action="store_true",
         help="export an inference folder's encoder without its head (tokens and embedding)",
     )
-    grid = parser.add_argument_group(
-        "pretraining checkpoints", "default: the checkpoint's pretraining grid, AudioSet statistics"
-    )
-    grid.add_argument("--fstride", type=int, default=None, help="frequency stride of the patches")
-    grid.add_argument("--tstride", type=int, default=None, help="time stride of the patches")
-    grid.add_argument("--input-tdim", type=int, default=None, help="model input in frames")
-    grid.add_argument("--mean", type=float, default=None, help="fbank mean (with --std)")
-    grid.add_argument("--std", type=float, default=None, help="fbank std (with --mean)")
-    grid.add_argument(
-        "--norm-preset", choices=sorted(PRESETS), default=None, help="statistics of a recipe"
-    )
+    add_checkpoint_grid_options(parser)
     return parser
 
 
