@@ -368,6 +368,18 @@ def _require_pretraining_input(input_size):
         )
 
 
+def _require_two_class_tokens(tensors, source):
+    """Refuses a one-token model (the original's ``base_nokd``) with a message saying why."""
+    if "encoder.cls_token" in tensors and "encoder.dist_token" not in tensors:
+        name = source if isinstance(source, (str, os.PathLike)) else "The state dict"
+        raise CheckpointError(
+            f"{name} has one class token (no v.dist_token: a DeiT without distillation, the "
+            "original's base_nokd, of which no model was released); this package's encoder, "
+            "and so its exports (Hugging Face's ASTModel has cls_token and distillation_token), "
+            "hold two"
+        )
+
+
 def encoder_from_original(source, model_size=None, num_heads=None):
     """The encoder of an original pretraining checkpoint, with or without its MSPM heads.
 
@@ -399,6 +411,7 @@ def encoder_from_original(source, model_size=None, num_heads=None):
     """
     tensors, leftovers, input_size = split_original(load_original(source))
     _require_pretraining_input(input_size)
+    _require_two_class_tokens(tensors, source)
     config = infer_config(tensors, input_size, model_size, num_heads)
     prefix = "encoder."
     encoder_tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

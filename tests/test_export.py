@@ -193,6 +193,17 @@ def test_hf_refuses_frame_models_and_points_to_onnx(checkpoints, tmp_path):
         export_main([str(checkpoints["frame"]), "--format", "hf", "--output", str(tmp_path)])
 
 
+def test_one_token_models_are_refused_with_the_reason(checkpoints, tmp_path):
+    state = torch.load(checkpoints["patch"], weights_only=True)
+    state.pop("module.v.dist_token")
+    state["module.v.pos_embed"] = state["module.v.pos_embed"][:, 1:]
+    torch.save(state, tmp_path / "one_token.pth")
+    for fmt in ("hf", "onnx"):
+        with pytest.raises(ValueError, match="one class token .*hold two"):
+            export_main([str(tmp_path / "one_token.pth"), "--format", fmt, "--output",
+                         str(tmp_path / fmt)])  # fmt: skip
+
+
 def windowed_long_clip(clips):
     """An ESC-10 clip with an FSDD digit appended: 5.3 s, three windows of a 2.56 s model."""
     return torch.cat([clips[0][1], clips[-1][1]])
