@@ -4,6 +4,7 @@ Authors
  * ssast-sb contributors
 """
 
+import atexit
 import dataclasses
 import io
 import logging
@@ -480,6 +481,16 @@ def parse_without_abbreviations(argv):
         return sb.parse_arguments(argv)
 
 
+def close_process_group():
+    """Destroys the DDP process group, if any: registered at exit by :func:`parse_recipe_arguments`.
+
+    A process that exits with its gloo group alive can abort in its teardown
+    ("terminate called without an active exception"), failing a finished run.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def parse_recipe_arguments(argv):
     """A recipe's command line: the YAML, SpeechBrain's run options and the YAML overrides.
 
@@ -507,6 +518,8 @@ def parse_recipe_arguments(argv):
             overridden_args=run_opts.overridden_args | {"ckpt_interval_minutes"},
         )
     sb.utils.distributed.ddp_init_group(run_opts)
+    if torch.distributed.is_initialized():
+        atexit.register(close_process_group)
     if isinstance(overrides, str):
         overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
     overrides = overrides or {}
