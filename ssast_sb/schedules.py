@@ -4,6 +4,8 @@ Authors
  * ssast-sb contributors
 """
 
+import math
+
 
 def staircase_warmup_lr(step, base_lr, warmup_steps=1000, interval=50):
     """The original warm-up: at every ``interval``-th step up to ``warmup_steps``.
@@ -123,3 +125,32 @@ def layerwise_param_groups(classifier, lr, layer_decay=1.0, head_lr_scale=1.0):
     rest = [p for p in classifier.parameters() if id(p) not in taken]
     groups.append({"params": rest, "lr": lr * layer_decay ** (depth + 1)})
     return [g for g in groups if g["params"]]
+
+
+def warmup_cosine_scale(step, total_steps, warmup_steps):
+    """Rate factor at ``step``: linear warm-up over ``warmup_steps``, then cosine to 0.
+
+    The few-shot schedule of the small-scale protocol (a departure; the original
+    fine-tuning decays in epoch milestones): the factor is
+    ``min(1, (step + 1) / warmup_steps) * (1 + cos(pi * step / total_steps)) / 2``.
+
+    Arguments
+    ---------
+    step : int
+        Optimiser steps taken so far.
+    total_steps : int
+        Steps of the whole run.
+    warmup_steps : int
+        Steps of the warm-up (0: none).
+
+    Returns
+    -------
+    float
+
+    Example
+    -------
+    >>> [round(warmup_cosine_scale(s, 10, 2), 3) for s in (0, 1, 5, 10)]
+    [0.5, 0.976, 0.5, 0.0]
+    """
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))

@@ -10,14 +10,13 @@ Authors
  * ssast-sb contributors
 """
 
-import math
 
 import torch
 import torch.nn.functional as F
 
 from ssast_sb.encoder import pool_tokens
 from ssast_sb.padding import valid_patches
-from ssast_sb.schedules import layerwise_param_groups
+from ssast_sb.schedules import layerwise_param_groups, warmup_cosine_scale
 
 
 def k_shot_indices(labels, k, seed=0):
@@ -153,7 +152,7 @@ def finetune_classifier(
             order, cursor = torch.randperm(len(labels), generator=generator), 0
         index = order[cursor : cursor + batch_size]
         cursor += batch_size
-        scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        scale = warmup_cosine_scale(step, steps, warmup)
         for group, rate in zip(optimizer.param_groups, peak):
             group["lr"] = rate * scale
         batch = spec_augment(features[index], freq_width, time_width, generator)

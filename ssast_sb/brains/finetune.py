@@ -20,7 +20,8 @@ Hyperparameters read from the YAML: ``model``, ``frontend`` (an
 departure; the original averages the padding's patches too), ``eval_windows``
 (validation and test clips longer than the input scored by windows, a
 departure; the original cuts them), ``warmup``,
-``warmup_steps``, ``warmup_interval``, ``lr_milestones``, ``lr_decay``,
+``warmup_steps``, ``warmup_interval``, ``lr_milestones``, ``lr_decay``, optionally
+``lr_schedule`` (``milestones``, the default, or ``cosine`` with ``warmup_fraction``),
 ``keep_checkpoints``, ``seed``, ``train_logger`` and ``epoch_counter``.
 
 Authors
@@ -29,6 +30,7 @@ Authors
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,7 @@ from ssast_sb.inference import export_inference_folder
 from ssast_sb.metrics import ScoreStats
 from ssast_sb.reports import summarize_folds, write_class_report
 from ssast_sb.sampler import classification_loader_options
-from ssast_sb.schedules import layerwise_param_groups
+from ssast_sb.schedules import layerwise_param_groups, warmup_cosine_scale
 from ssast_sb.windows import clip_frames, combine_windows, window_bounds
 
 logger = logging.getLogger(__name__)
@@ -162,12 +164,48 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
         self.lr_multipliers = [group["lr"] / lr for group in groups]
         self.optimizer = self.opt_class(groups)
         self.optimizers_dict = {"optimizer": self.optimizer}
-        self.lr_schedule = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(self.hparams.lr_milestones), gamma=self.hparams.lr_decay
-        )
+        self.lr_schedule = self.make_lr_schedule()
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
             self.checkpointer.add_recoverable("lr_schedule", self.lr_schedule)
+
+    @property
+    def steps_schedule(self):
+        """True when the rate follows optimiser steps (``lr_schedule: cosine``), not epochs."""
+        kind = getattr(self.hparams, "lr_schedule", "milestones")
+        if kind not in ("milestones", "cosine"):
+            raise ValueError(f"lr_schedule {kind!r}: use 'milestones' (the original) or 'cosine'")
+        return kind == "cosine"
+
+    def make_lr_schedule(self):
+        """The per-epoch ``MultiStepLR`` of the original, or a per-step warm-up + cosine.
+
+        ``lr_schedule: cosine`` (a departure, the small-scale protocol's few-shot
+        schedule) warms up linearly over ``warmup_fraction`` of the run's optimiser
+        steps (epochs x batches per epoch), then decays to 0 along a cosine
+        (:func:`ssast_sb.schedules.warmup_cosine_scale`); it is stepped after
+        every optimiser step and checkpointed like the epoch schedule.
+        """
+        if not self.steps_schedule:
+            return torch.optim.lr_scheduler.MultiStepLR(
+                self.optimizer,
+                milestones=list(self.hparams.lr_milestones),
+                gamma=self.hparams.lr_decay,
+            )
+        batches = getattr(self, "train_batches", None)
+        if not batches:
+            raise ValueError("lr_schedule: cosine needs a training loader with a length")
+        steps_per_epoch = math.ceil(batches / self.grad_accumulation_factor)
+        total = max(1, self.hparams.epoch_counter.limit * steps_per_epoch)
+        warmup = int(total * self.hparams.warmup_fraction)
+        return torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: warmup_cosine_scale(step, total, warmup)
+        )
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Steps the per-step schedule (``lr_schedule: cosine``) after each optimiser step."""
+        if should_step and self.steps_schedule:
+            self.lr_schedule.step()
 
     def _targets(self, batch):
         targets = batch.target.data.to(self.device)
@@ -306,7 +344,8 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
             return
         if stage == sb.Stage.VALID:
             meta = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
-            self.lr_schedule.step()
+            if not self.steps_schedule:
+                self.lr_schedule.step()
             self.hparams.train_logger.log_stats(
                 stats_meta=meta, train_stats=self.train_stats, valid_stats=stats
             )
