@@ -74,7 +74,8 @@ def half_precision_original(saved):
     Example
     -------
     >>> cfg = EncoderConfig(embed_dim=16, depth=1, num_heads=2)
-    >>> state = half_precision_original({"config": vars(cfg), "state": SSASTEncoder(cfg).state_dict()})
+    >>> saved = {"config": vars(cfg), "state": SSASTEncoder(cfg).state_dict()}
+    >>> state = half_precision_original(saved)
     >>> state["module.v.cls_token"].dtype, state["module.p_input_tdim"].dtype
     (torch.float16, torch.int64)
     """
@@ -86,7 +87,7 @@ def half_precision_original(saved):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=4000, help="pretraining optimiser steps")
+    parser.add_argument("--steps", type=int, default=3000, help="pretraining optimiser steps")
     parser.add_argument(
         "--work", type=Path, default=ROOT / "results" / "quickstart_checkpoint", help="run folder"
     )
@@ -112,7 +113,7 @@ def main(argv=None):
     facts = {
         "checkpoint": f"data/checkpoints/{NAME}.pth",
         "command": "python benchmarks/quickstart_checkpoint.py"
-        + ("" if args.steps == 4000 else f" --steps {args.steps}"),
+        + ("" if args.steps == 3000 else f" --steps {args.steps}"),
         "pretraining": " ".join(["python", *command[1:]]).replace(str(ROOT) + "/", ""),
         "steps": curve[-1]["step"] if curve else None,
         "training_minutes": round(curve[-1]["minutes"], 1) if curve else None,

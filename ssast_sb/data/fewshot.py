@@ -14,6 +14,7 @@ Example
 -------
 >>> import tempfile, os, csv
 >>> import numpy as np, soundfile as sf
+>>> from ssast_sb.data.manifest import read_manifest
 >>> root = tempfile.mkdtemp()
 >>> rows = []
 >>> for split, count in (("train", 4), ("valid", 2), ("test", 2)):
@@ -46,7 +47,6 @@ from pathlib import Path
 from .manifest import (
     ManifestError,
     PreparationStamp,
-    read_manifest,
     unique_ids,
     write_manifest_atomic,
 )
