@@ -87,12 +87,8 @@ RECIPES = {
     "audioset.yaml": ("audioset", "audioset", AUDIOSET),
     "audioset_full.yaml": ("audioset", "audioset", AUDIOSET),
     "custom.yaml": ("custom", "class_folders", ["--data", "{root}"]),
-    "quickstart.yaml": (
-        "quickstart",
-        None,
-        "--num_unlabeled 16 --num_labeled_per_class 2 --num_valid_per_class 1 "
-        "--num_test_per_class 1".split(),
-    ),
+    # The FSDD clips shipped in data/: one seed, 2 labeled clips per digit.
+    "quickstart.yaml": ("quickstart", None, "--seeds [0] --shots 2 --valid_per_class 1".split()),
 }
 PRETRAINING = ["--audioset_folder", "{root}/audioset", "--librispeech_folder", "{root}"]
 for _name in ("pretrain_patch", "pretrain_frame", "pretrain_patch_tiny", "pretrain_frame_tiny"):

@@ -36,9 +36,11 @@ from ssast_sb.fileio import atomic_open, save_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "ssast_tiny_frame_fsdd"
+#: The shipped checkpoint's budget and input length.
+STEPS, FRAMES = 3000, 128
 
 
-def pretraining_command(steps, work):
+def pretraining_command(steps, frames, work):
     """The ``ssl_gain.py`` command line that pretrains the encoder (no labeled task)."""
     return [
         sys.executable,
@@ -52,7 +54,7 @@ def pretraining_command(steps, work):
         "--shape",
         "frame",
         "--tdim",
-        "128",
+        str(frames),
         "--tasks",
         "--output",
         str(work),
@@ -87,7 +89,10 @@ def half_precision_original(saved):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=3000, help="pretraining optimiser steps")
+    parser.add_argument("--steps", type=int, default=STEPS, help="pretraining optimiser steps")
+    parser.add_argument(
+        "--tdim", type=int, default=FRAMES, help="input frames (the quickstart's target_frames)"
+    )
     parser.add_argument(
         "--work", type=Path, default=ROOT / "results" / "quickstart_checkpoint", help="run folder"
     )
@@ -98,24 +103,27 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = pretraining_command(args.steps, args.work)
+    command = pretraining_command(args.steps, args.tdim, args.work)
     encoder_path = args.encoder
     if encoder_path is None:
         subprocess.run(command, check=True)
         encoder_path = args.work / "pretrained_encoder.pt"
     saved = torch.load(encoder_path, map_location="cpu", weights_only=True)
     recorded = saved.get("args", {})
-    if recorded.get("steps") not in (None, str(args.steps)):
-        raise SystemExit(f"{encoder_path} ran {recorded['steps']} steps, not --steps {args.steps}")
+    for option, value in (("steps", args.steps), ("target_frames", args.tdim)):
+        if recorded.get(option) not in (None, str(value)):
+            raise SystemExit(f"{encoder_path} ran with {option} {recorded[option]}, not {value}")
     curve = saved.get("curve", [])
     target = args.output / f"{NAME}.pth"
     save_atomic(half_precision_original(saved), target)
     facts = {
         "checkpoint": f"data/checkpoints/{NAME}.pth",
         "command": "python benchmarks/quickstart_checkpoint.py"
-        + ("" if args.steps == 3000 else f" --steps {args.steps}"),
+        + ("" if args.steps == STEPS else f" --steps {args.steps}")
+        + ("" if args.tdim == FRAMES else f" --tdim {args.tdim}"),
         "pretraining": " ".join(["python", *command[1:]]).replace(str(ROOT) + "/", ""),
         "steps": curve[-1]["step"] if curve else None,
+        "input_frames": args.tdim,
         "training_minutes": round(curve[-1]["minutes"], 1) if curve else None,
         "held_out_curve": [
             {k: round(v, 4) for k, v in point.items() if k in ("minutes", "step", "acc", "mse")}

@@ -93,6 +93,13 @@ class SSASTAudioClassifier(OnceWarnings, Pretrained):
     WINDOWS_HINT = "classify_file and classify_waveform classify by windows over the whole clip"
     ONCE_PER = "classifier"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The loaded encoder holds the model's classes; saying so here spares the first
+        # decode SpeechBrain's "expect_len was never called" warning.
+        label_encoder = self.hparams.label_encoder
+        label_encoder.expect_len(len(label_encoder.lab2ind))
+
     @property
     def input_frames(self):
         """Frames of the model's input: the frontend's ``target_frames``."""

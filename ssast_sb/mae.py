@@ -33,6 +33,7 @@ from ssast_sb.masking import default_strategy, draw_mask
 from ssast_sb.objectives import (
     MPG_WEIGHT,
     PredictionHead,
+    chance_accuracy,
     gather_tokens,
     info_nce,
     joint_loss,
@@ -190,7 +191,7 @@ class MAEPretrainModel(nn.Module):
     >>> g = torch.Generator().manual_seed(0)
     >>> out = model(torch.randn(2, 64, 128), *model.draw_masks(2, g))
     >>> sorted(out), out["loss"].shape
-    (['acc', 'loss', 'mse', 'nce'], torch.Size([]))
+    (['acc', 'chance', 'loss', 'mse', 'nce'], torch.Size([]))
     """
 
     def __init__(
@@ -338,7 +339,8 @@ class MAEPretrainModel(nn.Module):
         Returns
         -------
         dict
-            ``loss``, ``nce``, ``acc``, ``mse`` (and the details on request).
+            ``loss``, ``nce``, ``acc``, ``chance`` (the accuracy of a random
+            guess), ``mse`` (and the details on request).
         """
         mask_index = mpc_mask_index
         keep_index = kept_index(mask_index, self.encoder.config.num_patches)
@@ -356,7 +358,13 @@ class MAEPretrainModel(nn.Module):
             keep = valid.gather(1, mask_index)
         nce, acc = info_nce(mpc_pred, targets, self.nce_direction, keep)
         mse = patch_mse(mpg_pred, targets, keep)
-        out = {"loss": joint_loss(nce, mse, self.mpg_weight), "nce": nce, "acc": acc, "mse": mse}
+        out = {
+            "loss": joint_loss(nce, mse, self.mpg_weight),
+            "nce": nce,
+            "acc": acc,
+            "chance": chance_accuracy(mask_index, keep),
+            "mse": mse,
+        }
         if return_details:
             out.update(
                 encoded=encoded,

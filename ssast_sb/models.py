@@ -14,6 +14,7 @@ from ssast_sb.masking import default_strategy, draw_mask
 from ssast_sb.objectives import (
     MPG_WEIGHT,
     PredictionHead,
+    chance_accuracy,
     gather_tokens,
     info_nce,
     joint_loss,
@@ -58,7 +59,7 @@ class SSASTPretrainModel(nn.Module):
     >>> g = torch.Generator().manual_seed(0)
     >>> out = model(x, *model.draw_masks(2, g), )
     >>> sorted(out)
-    ['acc', 'loss', 'mse', 'nce']
+    ['acc', 'chance', 'loss', 'mse', 'nce']
     """
 
     def __init__(
@@ -185,7 +186,9 @@ class SSASTPretrainModel(nn.Module):
         Returns
         -------
         dict
-            ``loss``, ``nce``, ``acc``, ``mse`` (and the details on request).
+            ``loss``, ``nce``, ``acc``, ``mse``, the accuracy of a random guess
+            ``chance`` (:func:`~ssast_sb.objectives.chance_accuracy`) and the
+            details on request.
         """
         targets = self.targets(spectrogram)
         mpc_keep = mpg_keep = None
@@ -210,6 +213,7 @@ class SSASTPretrainModel(nn.Module):
             "loss": joint_loss(mpc["nce"], mpg["mse"], self.mpg_weight),
             "nce": mpc["nce"],
             "acc": mpc["acc"],
+            "chance": chance_accuracy(mpc_mask_index, mpc_keep),
             "mse": mpg["mse"],
         }
         if return_details:

@@ -157,6 +157,41 @@ def info_nce(predictions, targets, direction="code", keep=None):
     return masked_mean(losses, keep), masked_mean(matched.float(), keep)
 
 
+def chance_accuracy(mask_index, keep=None):
+    """The masked-patch classification accuracy of a random guess, averaged as the accuracy.
+
+    Each masked patch is matched among the masked patches of its clip, so a
+    guess is right with probability one over their count: ``1 / M`` for the
+    original, and one over the clip's real masked patches when padding-aware
+    (``keep``), averaged over the kept patches as :func:`info_nce` averages
+    its accuracy. Logged beside ``acc``, it says how far above chance a model is.
+
+    Arguments
+    ---------
+    mask_index : torch.Tensor
+        ``(B, M)`` masked patches.
+    keep : torch.Tensor, optional
+        ``(B, M)`` bool, the masked patches that count (padding-aware).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+
+    Example
+    -------
+    >>> chance_accuracy(torch.zeros(2, 4, dtype=torch.long))
+    tensor(0.2500)
+    >>> keep = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    >>> chance_accuracy(torch.zeros(2, 4, dtype=torch.long), keep)
+    tensor(0.3333)
+    """
+    if keep is None:
+        return torch.tensor(1.0 / mask_index.shape[1], device=mask_index.device)
+    candidates = keep.sum(dim=1, keepdim=True).clamp(min=1).float()
+    return masked_mean((1.0 / candidates).expand(keep.shape), keep)
+
+
 def masked_mean(values, keep):
     """Mean of ``values`` where ``keep`` is True (0 when nothing is kept).
 

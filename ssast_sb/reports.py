@@ -256,24 +256,39 @@ def plot_curves(rows, keys, path, x_key="optimizer_step", title=None):
     ---------
     rows : list of dict
         From :func:`read_train_log`.
-    keys : list of str
-        Quantities to plot, one panel each (e.g. ``["train loss", "valid acc"]``).
+    keys : list
+        Quantities to plot, one panel each (e.g. ``["train loss", "valid acc"]``); a
+        tuple of names shares one panel, with a legend (e.g. ``("valid acc", "valid chance")``).
     path : str
         Output PNG.
     x_key : str
         Horizontal axis.
     title : str, optional
         Figure title.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> rows = [{"optimizer_step": 1, "valid acc": 0.2, "valid chance": 0.1},
+    ...         {"optimizer_step": 2, "valid acc": 0.4, "valid chance": 0.1}]
+    >>> path = os.path.join(tempfile.mkdtemp(), "curves.png")
+    >>> plot_curves(rows, [("valid acc", "valid chance")], path)
+    >>> open(path, "rb").read(4)
+    b'\\x89PNG'
     """
     figure = _figure((4 * len(keys), 3.2))
     axes = figure.subplots(1, len(keys), squeeze=False)
-    for axis, key in zip(axes[0], keys):
-        points = [(row[x_key], row[key]) for row in rows if x_key in row and key in row]
-        if points:
-            xs, ys = zip(*points)
-            axis.plot(xs, ys, marker="o", markersize=3)
+    for axis, panel in zip(axes[0], keys):
+        names = (panel,) if isinstance(panel, str) else tuple(panel)
+        for name in names:
+            points = [(row[x_key], row[name]) for row in rows if x_key in row and name in row]
+            if points:
+                xs, ys = zip(*points)
+                axis.plot(xs, ys, marker="o", markersize=3, label=name)
+        if len(names) > 1:
+            axis.legend(fontsize="small")
         axis.set_xlabel(x_key.replace("_", " "))
-        axis.set_title(key)
+        axis.set_title(" / ".join(names))
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title)

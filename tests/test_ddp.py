@@ -100,7 +100,7 @@ def test_two_process_pretraining_runs_once(shared_dir, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_quickstart_pretrains_and_finetunes(tmp_path):
-    # Pretraining and fine-tuning under 2-process DDP: both complete, data is generated once.
+    # Pretraining and fine-tuning under 2-process DDP: both complete, manifests are written once.
     result = _torchrun(
         str(ROOT / "recipes" / "quickstart" / "train.py"),
         str(ROOT / "hparams" / "quickstart.yaml"),
@@ -108,30 +108,31 @@ def test_two_process_quickstart_pretrains_and_finetunes(tmp_path):
         "gloo",
         "--output_folder",
         str(tmp_path),
-        "--num_unlabeled",
-        "48",
-        "--num_labeled_per_class",
+        "--seeds",
+        "[0]",
+        "--shots",
         "2",
-        "--num_valid_per_class",
-        "2",
-        "--num_test_per_class",
-        "2",
+        "--valid_per_class",
+        "1",
         "--steps_per_epoch",
         "3",
         "--number_of_epochs",
         "2",
         "--batch_size",
         "8",
-        "--finetune",
-        "{number_of_epochs: 2, dataloader_opts: {batch_size: 8, num_workers: 0}}",
+        "--finetune_epochs",
+        "2",
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "results.md").read_text().count("| pretrained |") == 1
     for name in ("pretrained", "scratch"):
-        log = read_train_log(tmp_path / f"finetune_{name}" / "train_log.txt")
+        folder = tmp_path / f"finetune_{name}_seed0"
+        log = read_train_log(folder / "train_log.txt")
         assert [row["epoch"] for row in log if "epoch" in row] == [1, 2]
-        assert (tmp_path / f"finetune_{name}" / "inference" / "hyperparams.yaml").exists()
-    assert (tmp_path / "log.txt").read_text().count("Pretrained SSAST written") == 1
+        assert (folder / "inference" / "hyperparams.yaml").exists()
+    log_text = (tmp_path / "log.txt").read_text()
+    assert log_text.count("Pretrained SSAST written") == 1
+    assert log_text.count("Few-shot manifests in") == 1
 
 
 @pytest.mark.slow

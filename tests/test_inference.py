@@ -1,7 +1,8 @@
 """Inference folders, embeddings and verification with a model fine-tuned on FSDD speakers.
 
 One small SSAST is fine-tuned for speaker identification (6 FSDD speakers) by
-``run_classification`` with the quickstart's fine-tuning settings; every test reuses it.
+``run_classification`` with the settings of ``tests/helpers/fsdd_speakers.yaml`` (the
+original fine-tuning recipe, shortened); every test reuses it.
 Its encoder (width 128, 3 blocks) starts from a random original-format
 checkpoint at another input length, so the fold also goes through the
 adaptation path of pretrained models.
@@ -17,14 +18,12 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference import EncoderClassifier
 
-from ssast_sb.augment import FinetuneAugmentation
 from ssast_sb.brains.finetune import run_classification
 from ssast_sb.checkpoints import export_original
 from ssast_sb.data.audio import load_audio
 from ssast_sb.embed import load_embeddings
 from ssast_sb.embed import main as embed_main
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
-from ssast_sb.frontend import NORM_STATS, SSASTFbank
 from ssast_sb.inference import SSASTAudioClassifier
 from ssast_sb.models import SSASTPretrainModel
 from ssast_sb.verify import main as verify_main
@@ -62,31 +61,10 @@ def write_manifest(rows, path, label=True):
 
 
 def fold_hparams(output, pretrained_path):
-    """The quickstart's fine-tuning section, shortened for a small speaker-ID run."""
-    overrides = {
-        "output_folder": str(output / "quickstart"),
-        "target_frames": TARGET_FRAMES,
-        "finetune_pretrained_path": str(pretrained_path),
-        "finetune": {
-            "experiment_folder": str(output / "fold"),
-            "num_classes": NUM_SPEAKERS,
-            "fstride": 128,
-            "tstride": 2,
-            "lr": 1.0e-3,
-            "number_of_epochs": 4,
-            "lr_milestones": [4],
-            "dataloader_opts": {"batch_size": 16, "num_workers": 0},
-            # The width, depth and patch shape come from the checkpoint, not the YAML's tiny/patch.
-            "encoder": {"model_size": None, "patch_shape": None},
-        },
-    }
-    with open(ROOT / "hparams" / "quickstart.yaml", encoding="utf-8") as stream:
-        settings = load_hyperpyyaml(stream, overrides)["finetune"]
-    settings.update(
-        frontend=SSASTFbank(TARGET_FRAMES, *NORM_STATS["speechcommands"]),
-        augmentation=FinetuneAugmentation(freqm=24, timem=8),
-    )
-    return settings
+    """The YAML of this module's speaker-ID run, ``tests/helpers/fsdd_speakers.yaml``."""
+    overrides = {"experiment_folder": str(output / "fold"), "pretrained_path": str(pretrained_path)}
+    with open(ROOT / "tests" / "helpers" / "fsdd_speakers.yaml", encoding="utf-8") as stream:
+        return load_hyperpyyaml(stream, overrides)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ The flow, on the FSDD clips shipped in ``data/kws_sid_fsdd``:
 
 1. the few-shot manifests (``run_on_main``): the unlabeled pool (the train
    split), ``shots`` labeled clips per class for each seed, valid and test;
-2. a short MSPM pretraining in an ``MSPMBrain`` on the pool, its curve plotted;
+2. a short MSPM pretraining in an ``MSPMBrain`` on the pool, to show the loop
+   learning: its validation masked-patch accuracy against the accuracy of a
+   random guess, plotted;
 3. fine-tuning in a ``ClassifierBrain``, for each seed, of the encoder shipped in
    ``data/checkpoints`` (pretrained on the same pool by
    ``benchmarks/quickstart_checkpoint.py``) and of its from-scratch twin; the
@@ -62,26 +64,41 @@ def summarize(accuracies):
     }
 
 
+def gain_points(results):
+    """The pretrained twin's mean test accuracy minus the scratch twin's, in points.
+
+    Example
+    -------
+    >>> gain_points({"pretrained": {"mean": 0.8}, "scratch": {"mean": 0.65}})
+    15.0
+    """
+    return round(100 * (results["pretrained"]["mean"] - results["scratch"]["mean"]), 1)
+
+
 def format_table(results, task):
-    """The results table: test accuracy of each twin, mean ± std over seeds, and the gain.
+    """The results table: test accuracy of each twin, mean ± std and per seed, and the gain.
 
     Example
     -------
     >>> rows = {"pretrained": {"mean": 0.8, "std": 0.01, "per_seed": {0: 0.8}},
     ...         "scratch": {"mean": 0.7, "std": 0.02, "per_seed": {0: 0.7}}}
     >>> print(format_table(rows, "digits, 10 clips per class"))
-    | digits, 10 clips per class | test accuracy (1 seeds) |
-    |---|---|
-    | pretrained | 0.800 ± 0.010 |
-    | scratch | 0.700 ± 0.020 |
-    | gain | +10.0 points |
+    | digits, 10 clips per class | test accuracy, mean ± std (1 seeds) | per seed |
+    |---|---|---|
+    | pretrained | 0.800 ± 0.010 | 0.800 |
+    | scratch | 0.700 ± 0.020 | 0.700 |
+    | gain | +10.0 points | |
     """
     seeds = len(results["pretrained"]["per_seed"])
-    lines = [f"| {task} | test accuracy ({seeds} seeds) |", "|---|---|"]
+    lines = [
+        f"| {task} | test accuracy, mean ± std ({seeds} seeds) | per seed |",
+        "|---|---|---|",
+    ]
     for twin in TWINS:
-        lines.append(f"| {twin} | {results[twin]['mean']:.3f} ± {results[twin]['std']:.3f} |")
-    gain = 100 * (results["pretrained"]["mean"] - results["scratch"]["mean"])
-    lines.append(f"| gain | {gain:+.1f} points |")
+        row = results[twin]
+        per_seed = " ".join(f"{value:.3f}" for value in row["per_seed"].values())
+        lines.append(f"| {twin} | {row['mean']:.3f} ± {row['std']:.3f} | {per_seed} |")
+    lines.append(f"| gain | {gain_points(results):+.1f} points | |")
     return "\n".join(lines)
 
 
@@ -98,19 +115,53 @@ def resolve_inputs(hparams):
     return source, checkpoint
 
 
+def pretraining_summary(log, minutes):
+    """What the demo pretraining's log shows: steps, validation MPC accuracy and chance.
+
+    Arguments
+    ---------
+    log : list of dict
+        :func:`ssast_sb.reports.read_train_log` of the pretraining.
+    minutes : float
+        Its wall-clock minutes.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> log = [{"optimizer_step": 40.0, "valid acc": 0.15, "valid chance": 0.1},
+    ...        {"optimizer_step": 80.0, "valid acc": 0.35, "valid chance": 0.1}]
+    >>> summary = pretraining_summary(log, 2.0)
+    >>> summary["steps"], summary["times_chance"]
+    ([40, 80], 3.5)
+    """
+    rows = [row for row in log if "valid acc" in row]
+    chance = rows[-1]["valid chance"]
+    return {
+        "steps": [int(row["optimizer_step"]) for row in rows],
+        "valid_acc": [row["valid acc"] for row in rows],
+        "valid_chance": chance,
+        "times_chance": round(rows[-1]["valid acc"] / chance, 1),
+        "minutes": round(minutes, 2),
+    }
+
+
 def pretraining_demo(hparams, run_opts, manifests, output):
-    """The short MSPM pretraining in the Brain loop, and its curve."""
+    """The short MSPM pretraining in the Brain loop, its curve and its summary."""
     start = time.time()
     run_pretraining(hparams, run_opts, manifests)
     minutes = (time.time() - start) / 60
+    log = read_train_log(hparams["train_log"])
     if if_main_process():
         plot_curves(
-            read_train_log(hparams["train_log"]),
-            ["train loss", "valid loss", "train acc", "valid acc"],
+            log,
+            ["train loss", "valid loss", ("valid acc", "valid chance")],
             output / "pretraining_curves.png",
-            title="MSPM pretraining (acc = masked patch classification accuracy)",
+            title="MSPM pretraining (acc: masked patch classification; chance: a random guess)",
         )
-    return minutes
+    return pretraining_summary(log, minutes)
 
 
 def finetune_twins(hparams_file, overrides, hparams, run_opts, paths, checkpoint):
@@ -158,6 +209,29 @@ def classify_one(inference_folder, test_manifest, output):
     }
 
 
+def report(results, task, output):
+    """Prints the table and the stages' figures; writes ``results.md`` and ``results.json``."""
+    table = format_table(results, task)
+    demo = results["pretraining"]
+    lines = [
+        table,
+        "",
+        f"MSPM pretraining demo: {demo['steps'][-1]} steps, validation masked-patch accuracy "
+        + " -> ".join(f"{acc:.3f}" for acc in demo["valid_acc"])
+        + f" (a random guess: {demo['valid_chance']:.3f}; {demo['times_chance']:.1f}x chance)",
+        "classify_file({file}): {predicted} (p={probability}), label {label}".format(
+            **results["classify_file"]
+        ),
+        "minutes: "
+        + ", ".join(f"{stage} {value:.1f}" for stage, value in results["minutes"].items()),
+    ]
+    print("\n".join(lines))
+    with atomic_open(output / "results.md") as stream:
+        stream.write("\n".join(lines) + "\n")
+    with atomic_open(output / "results.json") as stream:
+        stream.write(json.dumps(results, indent=2))
+
+
 if __name__ == "__main__":
     hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
     output = Path(hparams["output_folder"])
@@ -172,23 +246,20 @@ if __name__ == "__main__":
     run_on_main(prepare_fewshot, args=[source, hparams["data_folder"]], kwargs=fewshot_options)
     paths = prepare_fewshot(source, hparams["data_folder"], **fewshot_options)
 
-    pretrain_minutes = pretraining_demo(
+    demo = pretraining_demo(
         hparams, run_opts, {"train": paths["pool"], "valid": paths["pool_valid"]}, output
     )
     accuracies, finetune_minutes, folders = finetune_twins(
         hparams_file, overrides, hparams, run_opts, paths, checkpoint
     )
     results = {twin: summarize(accuracies[twin]) for twin in TWINS}
-    task = f"{hparams['label_column']}, {hparams['shots']} labeled clips per class"
-    table = format_table(results, task)
-    pretrain_log = read_train_log(hparams["train_log"])
     results.update(
-        task=task,
-        gain_points=round(100 * (results["pretrained"]["mean"] - results["scratch"]["mean"]), 1),
+        task=f"{hparams['task_name']}, {hparams['shots']} labeled clips per class",
+        gain_points=gain_points(results),
         checkpoint=str(checkpoint),
-        pretraining_valid_acc=[row["valid acc"] for row in pretrain_log if "valid acc" in row],
+        pretraining=demo,
         minutes={
-            "pretraining": round(pretrain_minutes, 2),
+            "pretraining": demo["minutes"],
             "finetuning_pretrained": round(finetune_minutes["pretrained"], 2),
             "finetuning_scratch": round(finetune_minutes["scratch"], 2),
         },
@@ -197,15 +268,4 @@ if __name__ == "__main__":
         start = time.time()
         results["classify_file"] = classify_one(folders["pretrained"], paths["test"], output)
         results["minutes"]["classify_file"] = round((time.time() - start) / 60, 2)
-        print(table)
-        print(
-            "classify_file({file}): {predicted} (p={probability}), label {label}".format(
-                **results["classify_file"]
-            )
-        )
-        minutes = results["minutes"]
-        print("minutes: " + ", ".join(f"{stage} {value:.1f}" for stage, value in minutes.items()))
-        with atomic_open(output / "results.md") as stream:
-            stream.write(table + "\n")
-        with atomic_open(output / "results.json") as stream:
-            stream.write(json.dumps(results, indent=2))
+        report(results, results["task"], output)

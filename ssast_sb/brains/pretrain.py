@@ -42,7 +42,7 @@ from ssast_sb.schedules import current_lr
 logger = logging.getLogger(__name__)
 
 #: Quantities averaged and logged for each stage.
-LOGGED = ("loss", "nce", "mse", "acc")
+LOGGED = ("loss", "nce", "mse", "acc", "chance")
 
 
 class MSPMBrain(RunChecks, sb.core.Brain):

@@ -1,42 +1,22 @@
-"""A deterministic synthetic sound-event corpus for the embedded quickstart.
+"""Deterministic synthetic sound events, the audio of the datasets' layout fixtures.
 
-The quickstart pretrains SSAST-tiny, fine-tunes it and compares it with a model
-trained from scratch without downloading anything. This module provides the data
-for that run: every clip holds one procedural sound event (a tone, a chirp, a
-noise burst, ...) with a random onset, duration and envelope, mixed into pink
-background noise at a random SNR and peak-normalised, so that the classes differ
-in their time-frequency shape and not in their loudness.
-
-Every clip is drawn from its own random generator, seeded from the corpus seed,
-the split and the clip index, so a corpus is bit-identical across runs whatever
-order the clips are generated in.
+``benchmarks/fixture_layouts.py`` fills tiny copies of each dataset's official
+layout with these clips, so that every recipe's data preparation and training
+loop run without the datasets (the device check, the recipe tests). Every clip
+holds one procedural sound event (a tone, a chirp, a noise burst, ...) with a
+random onset, duration and envelope, mixed into pink background noise at a
+random SNR and peak-normalised, so that the classes differ in their
+time-frequency shape and not in their loudness. A clip depends only on the
+generator it is given, so it is the same whatever order the clips are made in.
 """
 
-import csv
-import logging
-import os
-
 import numpy as np
-import soundfile as sf
-from tqdm import tqdm
-
-from ssast_sb.fileio import atomic_open
-
-from .manifest import PreparationStamp, remove_obsolete
-
-# Plain logging keeps this numpy-only module free of the slow speechbrain import.
-logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 SNR_RANGE_DB = (0.0, 20.0)
 PEAK_RANGE = (0.5, 0.9)
 # Event length as a fraction of the clip, so short test clips still hold an event.
 EVENT_FRACTION_RANGE = (0.25, 0.75)
-SPLITS = ("unlabeled", "train", "valid", "test")
-MANIFEST_HEADER = ("ID", "duration", "wav", "label")
-#: Options record of earlier versions, superseded by the stamp ``synthetic.prepared.json``.
-OBSOLETE_OPTIONS_FILE = "synthetic_options.json"
-STAMP_NAME = "synthetic"
 
 
 def _phase(freq_hz, sample_rate):
@@ -220,141 +200,3 @@ def generate_clip(class_name, rng, duration_s=2.0, sample_rate=SAMPLE_RATE):
     peak = rng.uniform(*PEAK_RANGE)
     clip *= peak / (np.abs(clip).max() + 1e-12)
     return clip.astype(np.float32)
-
-
-def _clip_rng(seed, split, index):
-    """The generator of one clip: independent of every other clip and of generation order."""
-    return np.random.default_rng([seed, SPLITS.index(split), index])
-
-
-def _split_sizes(num_unlabeled, num_labeled_per_class, num_valid_per_class, num_test_per_class):
-    """Number of clips in each split."""
-    num_classes = len(SYNTHETIC_CLASSES)
-    return {
-        "unlabeled": num_unlabeled,
-        "train": num_labeled_per_class * num_classes,
-        "valid": num_valid_per_class * num_classes,
-        "test": num_test_per_class * num_classes,
-    }
-
-
-def _write_csv_atomically(path, rows):
-    """Writes a manifest that appears only once complete."""
-    with atomic_open(path, newline="") as csv_file:
-        writer = csv.writer(csv_file)
-        writer.writerow(MANIFEST_HEADER)
-        writer.writerows(rows)
-
-
-def prepare_synthetic_corpus(
-    save_folder,
-    num_unlabeled=600,
-    num_labeled_per_class=8,
-    num_valid_per_class=10,
-    num_test_per_class=20,
-    duration_s=2.0,
-    seed=0,
-    skip_prep=False,
-):
-    """Writes the synthetic corpus as 16 kHz wav files and SpeechBrain CSV manifests.
-
-    Clips go to ``<save_folder>/synthetic_audio/<split>/`` and the manifests to
-    ``<save_folder>/synthetic_<split>.csv`` with the columns ``ID, duration, wav,
-    label`` (``wav`` is an absolute path, ``duration`` in seconds). Classes cycle
-    through ``SYNTHETIC_CLASSES``, so every split is balanced; the ``unlabeled``
-    split keeps the true class in its ``label`` column, which pretraining ignores.
-
-    The manifests are written last, each atomically, and then the stamp
-    ``synthetic.prepared.json`` (see `ssast_sb.data.manifest.PreparationStamp`),
-    so an interrupted run is redone on the next call. Generation is skipped when
-    the stamp matches the options and all manifests exist.
-
-    Arguments
-    ---------
-    save_folder : str
-        Folder receiving the audio and the manifests.
-    num_unlabeled : int
-        Number of clips in the unlabeled (pretraining) split.
-    num_labeled_per_class : int
-        Number of training clips per class.
-    num_valid_per_class : int
-        Number of validation clips per class.
-    num_test_per_class : int
-        Number of test clips per class.
-    duration_s : float
-        Length of every clip in seconds.
-    seed : int
-        Corpus seed; the same seed always gives the same files.
-    skip_prep : bool
-        If True, return the manifest paths without checking or writing anything.
-
-    Returns
-    -------
-    manifests : dict
-        Split name (``unlabeled``, ``train``, ``valid``, ``test``) -> manifest path.
-
-    Example
-    -------
-    >>> import shutil, tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> manifests = prepare_synthetic_corpus(
-    ...     folder, num_unlabeled=2, num_labeled_per_class=1, num_valid_per_class=1,
-    ...     num_test_per_class=1, duration_s=0.25,
-    ... )
-    >>> sorted(manifests)
-    ['test', 'train', 'unlabeled', 'valid']
-    >>> with open(manifests["train"]) as f:
-    ...     print(f.readline().strip())
-    ID,duration,wav,label
-    >>> shutil.rmtree(folder)
-    """
-    save_folder = os.path.abspath(save_folder)
-    manifests = {split: os.path.join(save_folder, f"synthetic_{split}.csv") for split in SPLITS}
-    if skip_prep:
-        return manifests
-
-    sizes = _split_sizes(
-        num_unlabeled, num_labeled_per_class, num_valid_per_class, num_test_per_class
-    )
-    options = {
-        "sizes": sizes,
-        "duration_s": duration_s,
-        "seed": seed,
-        "sample_rate": SAMPLE_RATE,
-        "classes": list(SYNTHETIC_CLASSES),
-    }
-    stamp = PreparationStamp(
-        save_folder,
-        STAMP_NAME,
-        prepare_synthetic_corpus,
-        options,
-        list(manifests.values()),
-        "synthetic corpus manifests",
-    )
-    if stamp.is_current():
-        return manifests
-    stamp.invalidate()
-
-    logger.info(f"Generating the synthetic corpus in {save_folder}.")
-    rows = {split: [] for split in SPLITS}
-    with tqdm(total=sum(sizes.values()), desc="synthetic corpus") as progress:
-        for split in SPLITS:
-            audio_folder = os.path.join(save_folder, "synthetic_audio", split)
-            os.makedirs(audio_folder, exist_ok=True)
-            for index in range(sizes[split]):
-                class_name = SYNTHETIC_CLASSES[index % len(SYNTHETIC_CLASSES)]
-                clip = generate_clip(class_name, _clip_rng(seed, split, index), duration_s)
-                clip_id = f"synthetic_{split}_{index:05d}"
-                wav_path = os.path.join(audio_folder, f"{clip_id}.wav")
-                sf.write(wav_path, clip, SAMPLE_RATE, subtype="PCM_16")
-                duration = len(clip) / SAMPLE_RATE
-                rows[split].append((clip_id, f"{duration:.4f}", wav_path, class_name))
-                progress.update(1)
-
-    for split in SPLITS:
-        _write_csv_atomically(manifests[split], rows[split])
-    remove_obsolete(
-        os.path.join(save_folder, OBSOLETE_OPTIONS_FILE), f"{STAMP_NAME}.prepared.json replaces it"
-    )
-    stamp.write({split: len(rows[split]) for split in SPLITS})
-    return manifests
