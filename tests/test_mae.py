@@ -186,7 +186,7 @@ def test_drops_into_the_recipe_yaml_and_the_mspm_brain(tmp_path):
     # What the Brain reads from the model, and its direct call.
     features = torch.randn(4, FRAMES, 128)
     out = model(features, *model.draw_masks(4, torch.Generator().manual_seed(0)))
-    assert sorted(out) == ["acc", "loss", "mse", "nce"]
+    assert sorted(out) == ["acc", "chance", "loss", "mse", "nce"]
     assert model.masking == "cluster" and model.encoder.grid == (8, 4)
 
     brain = MSPMBrain(
@@ -204,7 +204,7 @@ def test_drops_into_the_recipe_yaml_and_the_mspm_brain(tmp_path):
     loss = brain.fit_batch(batch)
     assert torch.isfinite(loss)
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert set(brain.running.summarize()) == {"loss", "nce", "mse", "acc"}
+    assert set(brain.running.summarize()) == {"loss", "nce", "mse", "acc", "chance"}
 
 
 # ---------------------------------------------------------------------------------------------

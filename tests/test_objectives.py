@@ -5,7 +5,14 @@ import torch
 
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
 from ssast_sb.models import SSASTPretrainModel
-from ssast_sb.objectives import PredictionHead, info_nce, joint_loss, patch_mse, unfold_patches
+from ssast_sb.objectives import (
+    PredictionHead,
+    chance_accuracy,
+    info_nce,
+    joint_loss,
+    patch_mse,
+    unfold_patches,
+)
 
 
 def _loop_reference(pred, target):
@@ -103,3 +110,42 @@ def test_losses_stay_fp32_under_bf16_autocast():
     assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
     reference = model(x, *masks)
     assert abs(out["loss"].item() - reference["loss"].item()) < 0.05 * reference["loss"].item()
+
+
+@pytest.mark.parametrize("direction", ["code", "paper"])
+def test_chance_is_the_accuracy_of_random_predictions(direction):
+    # Unrelated predictions and targets, clips with different numbers of real masked patches:
+    # the accuracy averaged over many batches is the chance that chance_accuracy states.
+    generator = torch.Generator().manual_seed(0)
+    real = torch.tensor([2, 3, 5, 8, 8, 12])
+    keep = torch.arange(12).unsqueeze(0) < real.unsqueeze(1)
+    mask_index = torch.zeros(6, 12, dtype=torch.long)
+    expected = chance_accuracy(mask_index, keep)
+    accuracies = []
+    for _ in range(400):
+        predictions = torch.randn(6, 12, 16, generator=generator)
+        targets = torch.randn(6, 12, 16, generator=generator)
+        accuracies.append(info_nce(predictions, targets, direction, keep)[1])
+    assert torch.stack(accuracies).mean() == pytest.approx(expected.item(), abs=0.01)
+    assert expected.item() == pytest.approx(6 / real.sum().item())
+    assert chance_accuracy(mask_index).item() == pytest.approx(1 / 12)
+
+
+def test_pretraining_model_reports_chance_of_its_real_masked_patches():
+    encoder = SSASTEncoder(
+        EncoderConfig(
+            embed_dim=16,
+            depth=1,
+            num_heads=2,
+            fshape=128,
+            tshape=2,
+            fstride=128,
+            tstride=2,
+            input_tdim=16,
+        )
+    )
+    model = SSASTPretrainModel(encoder, num_masked=4, padding_aware=True)
+    masks = (torch.tensor([[0, 1, 6, 7], [0, 1, 2, 3]]),) * 2
+    out = model(torch.randn(2, 16, 128), *masks, num_frames=torch.tensor([4, 16]))
+    # Clip 0 has 2 real patches, both masked; clip 1 has 4 masked: (2 * 1/2 + 4 * 1/4) / 6.
+    assert out["chance"].item() == pytest.approx(2 / 6)
