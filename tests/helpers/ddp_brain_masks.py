@@ -10,6 +10,7 @@ import sys
 import speechbrain as sb
 import torch
 import torch.distributed as dist
+from ddp_exit import finish_ranks
 
 from ssast_sb.brains.pretrain import MSPMBrain
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
@@ -43,8 +44,4 @@ if __name__ == "__main__":
         different = not torch.equal(gathered[0], gathered[1])
         with open(sys.argv[1], "w", encoding="utf-8") as stream:
             json.dump({"world_size": dist.get_world_size(), "different": different}, stream)
-    # Release the DDP-wrapped modules before the group, on every rank at once: tearing the
-    # group down under a live DDP reducer can abort the process at exit.
-    del brain
-    dist.barrier()
-    dist.destroy_process_group()
+    finish_ranks()

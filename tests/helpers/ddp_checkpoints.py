@@ -14,6 +14,7 @@ import time
 
 import torch
 import torch.distributed as dist
+from ddp_exit import finish_ranks
 
 import ssast_sb.brains.common as common
 
@@ -36,4 +37,4 @@ if __name__ == "__main__":
         left = [ckpt.meta["step"] for ckpt in checkpointer.list_checkpoints()]
         with open(sys.argv[2], "w", encoding="utf-8") as stream:
             json.dump({"left": left}, stream)
-    dist.destroy_process_group()
+    finish_ranks()
