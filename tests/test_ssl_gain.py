@@ -247,7 +247,12 @@ def test_builtin_task_names_resolve_to_the_same_rows_as_before(shared_dir):
             assert labels == [row[column] for row in chosen]
     from benchmarks.ssl_gain import parse_args
 
-    assert parse_args([]).tasks == ["fsdd_digits", "fsdd_speakers", "emodb"]
+    defaults = parse_args([])
+    assert defaults.tasks == ["fsdd_digits", "fsdd_speakers", "emodb"]
+    # The 60-minute protocol; padding-aware runs pool real audio, the original pools every patch.
+    assert (defaults.minutes, defaults.padding_aware, defaults.ft_pooling) == (60.0, True, "real")
+    assert parse_args(["--no-padding-aware"]).ft_pooling == "all"
+    assert parse_args(["--ft-pooling", "all"]).ft_pooling == "all"
 
 
 def test_ssl_gain_on_class_folders_pretrained_on_them(shared_dir, tmp_path, one_thread, capsys):
