@@ -83,7 +83,7 @@ def format_table(results, task):
     >>> rows = {"pretrained": {"mean": 0.8, "std": 0.01, "per_seed": {0: 0.8}},
     ...         "scratch": {"mean": 0.7, "std": 0.02, "per_seed": {0: 0.7}}}
     >>> print(format_table(rows, "digits, 10 clips per class"))
-    | digits, 10 clips per class | test accuracy, mean ± std (1 seeds) | per seed |
+    | digits, 10 clips per class | test accuracy, mean ± std (1 seed) | per seed |
     |---|---|---|
     | pretrained | 0.800 ± 0.010 | 0.800 |
     | scratch | 0.700 ± 0.020 | 0.700 |
@@ -91,7 +91,7 @@ def format_table(results, task):
     """
     seeds = len(results["pretrained"]["per_seed"])
     lines = [
-        f"| {task} | test accuracy, mean ± std ({seeds} seeds) | per seed |",
+        f"| {task} | test accuracy, mean ± std ({seeds} seed{'s' * (seeds > 1)}) | per seed |",
         "|---|---|---|",
     ]
     for twin in TWINS:
