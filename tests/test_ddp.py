@@ -53,6 +53,15 @@ def test_checkpoint_rotation_waits_for_the_rename(tmp_path):
     assert json.loads(report.read_text()) == {"left": [2]}
 
 
+def test_finished_ranks_leave_with_status_zero():
+    # finish_distributed_run: every rank, a DDP wrapper still alive, prints its line and
+    # leaves with status 0 (the helper's statement after it would exit with 3).
+    result = _torchrun(str(ROOT / "tests" / "helpers" / "ddp_finish.py"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = sorted(line for line in result.stdout.splitlines() if "trained" in line)
+    assert printed == ["rank 0 trained", "rank 1 trained"]
+
+
 @pytest.mark.slow
 def test_two_process_pretraining_runs_once(shared_dir, tmp_path):
     data = shared_dir / "data"

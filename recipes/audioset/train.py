@@ -22,6 +22,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
+from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.audioset import FIELDNAMES, LABELS_JSON, prepare_audioset
 from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
 
@@ -96,3 +97,4 @@ if __name__ == "__main__":
     hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
     folds = prepare_folds(hparams)
     run_folds(hparams, hparams_file, overrides, run_opts, folds)
+    finish_distributed_run()

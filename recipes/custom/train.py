@@ -31,6 +31,7 @@ from ssast_sb.brains.common import (
     save_resolved_hparams,
 )
 from ssast_sb.brains.finetune import run_folds
+from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.labeled import labeled_manifests, prepare_labeled, summarize_labeled
 from ssast_sb.data.statistics import input_frames, training_statistics
 from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, NORM_STATS, SAMPLE_RATE
@@ -201,3 +202,4 @@ if __name__ == "__main__":
     hparams = {"output_folder": values["output_folder"], "multi_label": multi_label}
     folds = {"custom": labeled_manifests(options["manifest_folder"])}
     run_folds(hparams, hparams_file, overrides, run_opts, folds)
+    finish_distributed_run()

@@ -21,6 +21,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
+from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.esc50 import cross_validation_manifests, prepare_esc50
 from ssast_sb.reports import read_train_log
 
@@ -96,3 +97,4 @@ if __name__ == "__main__":
         print(line)
         with open(Path(hparams["output_folder"]) / "results.md", "a", encoding="utf-8") as out:
             out.write(line + "\n")
+    finish_distributed_run()

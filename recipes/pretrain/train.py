@@ -22,6 +22,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.pretrain import DATA_KEYS, run_pretraining
+from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.pretraining import prepare_pretraining_data
 
 if __name__ == "__main__":
@@ -35,3 +36,4 @@ if __name__ == "__main__":
     manifests = {split: f"{save_folder}/pretrain_{split}.csv" for split in ("train", "valid")}
     _, exported = run_pretraining(hparams, run_opts, manifests)
     print(f"Pretrained SSAST: {exported['pth']}")
+    finish_distributed_run()

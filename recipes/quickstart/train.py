@@ -35,6 +35,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from ssast_sb.brains.common import load_hparams, load_recipe
 from ssast_sb.brains.finetune import run_classification
 from ssast_sb.brains.pretrain import run_pretraining
+from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.fewshot import prepare_fewshot
 from ssast_sb.data.manifest import read_manifest
 from ssast_sb.fileio import atomic_open
@@ -269,3 +270,4 @@ if __name__ == "__main__":
         results["classify_file"] = classify_one(folders["pretrained"], paths["test"], output)
         results["minutes"]["classify_file"] = round((time.time() - start) / 60, 2)
         report(results, results["task"], output)
+    finish_distributed_run()

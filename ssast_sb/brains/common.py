@@ -28,6 +28,7 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.distributed import ddp_barrier, get_rank, if_main_process
 from speechbrain.utils.run_opts import RunOptions
 
+from ssast_sb.brains.process_group import close_process_group
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
@@ -479,16 +480,6 @@ def parse_without_abbreviations(argv):
 
     with mock.patch.object(RunOptions, "_create_parser", staticmethod(exact_parser)):
         return sb.parse_arguments(argv)
-
-
-def close_process_group():
-    """Destroys the DDP process group, if any: registered at exit by :func:`parse_recipe_arguments`.
-
-    A process that exits with its gloo group alive can abort in its teardown
-    ("terminate called without an active exception"), failing a finished run.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def parse_recipe_arguments(argv):

@@ -10,9 +10,9 @@ import sys
 import speechbrain as sb
 import torch
 import torch.distributed as dist
-from ddp_exit import finish_ranks
 
 from ssast_sb.brains.pretrain import MSPMBrain
+from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder
 from ssast_sb.models import SSASTPretrainModel
 
@@ -44,4 +44,4 @@ if __name__ == "__main__":
         different = not torch.equal(gathered[0], gathered[1])
         with open(sys.argv[1], "w", encoding="utf-8") as stream:
             json.dump({"world_size": dist.get_world_size(), "different": different}, stream)
-    finish_ranks()
+    finish_distributed_run()

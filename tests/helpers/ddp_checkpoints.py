@@ -14,9 +14,9 @@ import time
 
 import torch
 import torch.distributed as dist
-from ddp_exit import finish_ranks
 
 import ssast_sb.brains.common as common
+from ssast_sb.brains.process_group import finish_distributed_run
 
 
 def slow_replace(source, target, replace=os.replace):
@@ -37,4 +37,4 @@ if __name__ == "__main__":
         left = [ckpt.meta["step"] for ckpt in checkpointer.list_checkpoints()]
         with open(sys.argv[2], "w", encoding="utf-8") as stream:
             json.dump({"left": left}, stream)
-    finish_ranks()
+    finish_distributed_run()
