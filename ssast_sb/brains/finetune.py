@@ -587,8 +587,8 @@ def run_folds(hparams, hparams_file, overrides, run_opts, folds):
         fold_hparams = load_hparams(hparams_file, overrides, experiment_folder=str(folder))
         results[name] = run_classification(fold_hparams, run_opts, manifests)
     table = summarize_folds(results, "mAP" if hparams["multi_label"] else "acc")
-    print(table)
-    if sb.utils.distributed.if_main_process():
+    if sb.utils.distributed.if_main_process():  # once under DDP, like the file
+        print(table)
         with atomic_open(output / "results.md") as stream:
             stream.write(table + "\n")
     return results
