@@ -268,9 +268,10 @@ def test_speechbrain_alone_leaves_the_second_group_unclipped():
 
 
 def _export(model, tmp_path):
-    brain = SimpleNamespace(
-        model=model, checkpointer=SimpleNamespace(recover_if_possible=lambda **kwargs: None)
+    checkpointer = SimpleNamespace(
+        recover_if_possible=lambda **kwargs: None, find_checkpoint=lambda **kwargs: None
     )
+    brain = SimpleNamespace(model=model, checkpointer=checkpointer, steps_per_epoch=None)
     return export_pretrained(brain, {"pretrained_folder": tmp_path / "pretrained"})
 
 

@@ -17,11 +17,12 @@ import pytest
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.run_opts import RunOptions
 
 from ssast_sb.brains import run_checks
-from ssast_sb.brains.common import AtomicCheckpointer
+from ssast_sb.brains.common import AtomicCheckpointer, RecipeOptions
 from ssast_sb.brains.finetune import run_classification
-from ssast_sb.brains.run_checks import RunChecks
+from ssast_sb.brains.run_checks import RunChecks, ZeroLearningRateError
 from ssast_sb.checkpoints import (
     CheckpointError,
     encoder_from_original,
@@ -139,9 +140,10 @@ def _fsdd_manifests(shared_dir, folder, per_label=2):
     return manifests
 
 
-def test_a_warmup_longer_than_the_run_warns_with_the_numbers(shared_dir, tmp_path, caplog):
+def test_a_run_whose_learning_rate_stays_zero_stops_before_training(shared_dir, tmp_path, caplog):
     # The Speech Commands V2 YAML on a short run: its 1000-step staircase warm-up keeps the
-    # learning rate at 0 for the whole run, which used to end at chance without a word.
+    # learning rate at 0 for the whole run, which used to end at chance and export the
+    # untrained model with a warning only.
     manifests = _fsdd_manifests(shared_dir, tmp_path)
     labels = {row["label"] for row in csv.DictReader(open(manifests["train"], encoding="utf-8"))}
     overrides = {
@@ -155,16 +157,29 @@ def test_a_warmup_longer_than_the_run_warns_with_the_numbers(shared_dir, tmp_pat
         "num_classes": len(labels),
         "dataloader_opts": {"batch_size": 8, "num_workers": 0},
     }
-    with open(ROOT / "hparams" / "speech_commands_v2.yaml", encoding="utf-8") as stream:
-        hparams = load_hyperpyyaml(stream, overrides)
+
+    def load():
+        with open(ROOT / "hparams" / "speech_commands_v2.yaml", encoding="utf-8") as stream:
+            return load_hyperpyyaml(stream, overrides)
+
     caplog.set_level(logging.INFO, logger="ssast_sb.brains.run_checks")
-    run_classification(hparams, {"device": "cpu", "noprogressbar": True}, manifests)
+    opts = {"device": "cpu", "noprogressbar": True}
+    with pytest.raises(ZeroLearningRateError) as error:
+        run_classification(load(), opts, manifests)
     assert "Schedule: 2 epochs x 3 optimiser steps = 6 steps; lr 2.50e-04" in caplog.text
     assert (
         "The warm-up lasts 1000 optimiser steps but the run takes 6 (2 epochs): the learning "
-        "rate stays 0 for the whole run" in caplog.text
+        "rate stays 0 for the whole run" in str(error.value)
     )
-    log = (tmp_path / "out" / "train_log.txt").read_text()
+    assert "--allow_zero_lr True" in str(error.value)
+    out = tmp_path / "out"
+    assert not (out / "results.json").exists() and not (out / "inference").exists()
+    assert not list((out / "save").glob("CKPT+*"))
+    # Accepted explicitly, it runs with the warning, at lr 0.
+    opts = RecipeOptions.extend(RunOptions.from_dictionary(opts), allow_zero_lr=True)
+    run_classification(load(), opts, manifests)
+    assert "the learning rate stays 0 for the whole run" in caplog.text
+    log = (out / "train_log.txt").read_text()
     assert log.count("lr: 0.00e+00") == 2
 
 
@@ -206,7 +221,10 @@ def test_a_resumed_run_counts_only_the_steps_left(caplog):
     brain = _checked_brain("fp32", epochs=20, current=8)
     brain.optimizer_step = 800
     brain.check_run()
-    assert "20 epochs x 100 optimiser steps = 2000 steps" in caplog.text
+    assert (
+        "20 epochs x 100 optimiser steps = 2000 steps; resumed after 800 (epoch 9 of 20 under "
+        "way): 1200 left" in caplog.text
+    )
     assert "The warm-up lasts" not in caplog.text
 
 

@@ -63,9 +63,9 @@ def fold_averaged_best_epoch(output_folder, fold_names):
     Arguments
     ---------
     output_folder : str
-        The recipe's output folder (one sub-folder per fold when there are several).
+        The recipe's output folder (one sub-folder per fold).
     fold_names : list of str
-        The folds that ran.
+        The folds to average (those of the fold table).
 
     Returns
     -------
@@ -75,8 +75,7 @@ def fold_averaged_best_epoch(output_folder, fold_names):
     output_folder = Path(output_folder)
     curves = []
     for name in fold_names:
-        folder = output_folder / name if len(fold_names) > 1 else output_folder
-        log = read_train_log(folder / "train_log.txt")
+        log = read_train_log(output_folder / name / "train_log.txt")
         curves.append({row["epoch"]: row["valid acc"] for row in log if "valid acc" in row})
     epochs = sorted(set.intersection(*(set(curve) for curve in curves)))
     means = {epoch: sum(curve[epoch] for curve in curves) / len(curves) for epoch in epochs}

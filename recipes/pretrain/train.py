@@ -35,5 +35,5 @@ if __name__ == "__main__":
     )
     manifests = {split: f"{save_folder}/pretrain_{split}.csv" for split in ("train", "valid")}
     _, exported = run_pretraining(hparams, run_opts, manifests)
-    print(f"Pretrained SSAST: {exported['pth']}")
+    print(f"Pretrained SSAST: {exported['pth']} ({exported['summary']})")
     finish_distributed_run()

@@ -18,7 +18,10 @@ The flow, on the FSDD clips shipped in ``data/kws_sid_fsdd``:
    ``results.md`` and ``results.json``, and ``classify_file`` on a held-out clip
    with the pretrained twin's inference folder.
 
-Rerunning resumes: finished stages are recovered from their checkpoints.
+Rerunning resumes: finished stages are recovered from their checkpoints. Each
+stage keeps a run record of its settings; a rerun whose settings differ for a
+stage (``--finetune_epochs``, ``--scratch_lr``, ``--number_of_epochs``, ...)
+stops before any work and lists the differences (see ``--fresh_run``).
 
 Authors
  * ssast-sb contributors
@@ -32,10 +35,11 @@ from pathlib import Path
 
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from ssast_sb.brains.common import load_hparams, load_recipe
+from ssast_sb.brains.common import load_hparams, load_recipe, resolved_yaml
 from ssast_sb.brains.finetune import run_classification
 from ssast_sb.brains.pretrain import run_pretraining
 from ssast_sb.brains.process_group import finish_distributed_run
+from ssast_sb.brains.run_record import recipe_settings
 from ssast_sb.data.fewshot import prepare_fewshot
 from ssast_sb.data.manifest import read_manifest
 from ssast_sb.fileio import atomic_open
@@ -152,7 +156,7 @@ def pretraining_summary(log, minutes):
 def pretraining_demo(hparams, run_opts, manifests, output):
     """The short MSPM pretraining in the Brain loop, its curve and its summary."""
     start = time.time()
-    run_pretraining(hparams, run_opts, manifests)
+    run_pretraining(hparams, run_opts, manifests, PRETRAINING_STAGE)
     minutes = (time.time() - start) / 60
     log = read_train_log(hparams["train_log"])
     if if_main_process():
@@ -165,6 +169,55 @@ def pretraining_demo(hparams, run_opts, manifests, output):
     return pretraining_summary(log, minutes)
 
 
+#: The pretraining demo, as its run record names it.
+PRETRAINING_STAGE = {"name": "pretraining"}
+#: Top-level keys that only the fine-tuning runs use: not settings of the pretraining demo.
+FINETUNING_ONLY = (
+    "finetune",
+    "target_frames",
+    "num_classes",
+    "shots",
+    "seeds",
+    "checkpoint",
+    "twin",
+    "run_seed",
+    "finetune_pretrained_path",
+    "finetune_lr",
+    "finetune_layer_decay",
+    "finetune_epochs",
+    *(f"{twin}_{name}" for twin in TWINS for name in ("lr", "layer_decay")),
+)
+
+
+def twin_overrides(hparams, twin, seed, checkpoint):
+    """The YAML values that make one fine-tuning run: the twin, the seed and their settings.
+
+    Example
+    -------
+    >>> values = {"scratch_lr": 2e-4, "scratch_layer_decay": 1.0}
+    >>> twin_overrides(values, "scratch", 3, "ckpt.pth")["finetune_pretrained_path"] is None
+    True
+    """
+    return {
+        "twin": twin,
+        "run_seed": seed,
+        "finetune_pretrained_path": str(checkpoint) if twin == "pretrained" else None,
+        "finetune_lr": hparams[f"{twin}_lr"],
+        "finetune_layer_decay": hparams[f"{twin}_layer_decay"],
+    }
+
+
+def stage_settings(command_line, run_opts, stage):
+    """The settings of one quickstart run: the demo's, or one twin's at one seed (run records)."""
+    file, overrides = command_line.hparams_file, command_line.overrides
+    if stage.get("name") == PRETRAINING_STAGE["name"]:
+        return recipe_settings(file, overrides, run_opts, exclude=FINETUNING_ONLY)
+    values = resolved_yaml(file, overrides)
+    _, checkpoint = resolve_inputs(values)
+    more = twin_overrides(values, stage["twin"], stage["seed"], checkpoint)
+    return recipe_settings(file, {**overrides, **more}, run_opts, section="finetune")
+
+
 def finetune_twins(hparams_file, overrides, hparams, run_opts, paths, checkpoint):
     """Fine-tunes both twins for every seed; test accuracies, minutes and the inference folders."""
     accuracies = {twin: {} for twin in TWINS}
@@ -173,22 +226,15 @@ def finetune_twins(hparams_file, overrides, hparams, run_opts, paths, checkpoint
     for seed in hparams["seeds"]:
         for twin in TWINS:
             start = time.time()
-            pretrained = twin == "pretrained"
-            run = load_hparams(
-                hparams_file,
-                overrides,
-                twin=twin,
-                run_seed=seed,
-                finetune_pretrained_path=str(checkpoint) if pretrained else None,
-                finetune_lr=hparams[f"{twin}_lr"],
-                finetune_layer_decay=hparams[f"{twin}_layer_decay"],
-            )["finetune"]
+            more = twin_overrides(hparams, twin, seed, checkpoint)
+            run = load_hparams(hparams_file, overrides, **more)["finetune"]
             manifests = {
                 "train": paths["train"][seed],
                 "valid": paths["valid"],
                 "test": paths["test"],
             }
-            fold = run_classification(run, run_opts, manifests)
+            stage = {"name": "fine-tuning", "twin": twin, "seed": seed}
+            fold = run_classification(run, run_opts, manifests, stage)
             accuracies[twin][seed] = round(fold["test"]["acc"], 4)
             minutes[twin] += (time.time() - start) / 60
             folders.setdefault(twin, Path(run["experiment_folder"]) / "inference")
@@ -234,7 +280,7 @@ def report(results, task, output):
 
 
 if __name__ == "__main__":
-    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:], stage_settings)
     output = Path(hparams["output_folder"])
     source, checkpoint = resolve_inputs(hparams)
     fewshot_options = {

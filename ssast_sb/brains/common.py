@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Optional
 from unittest import mock
 
 import speechbrain as sb
@@ -29,6 +30,7 @@ from speechbrain.utils.distributed import ddp_barrier, get_rank, if_main_process
 from speechbrain.utils.run_opts import RunOptions
 
 from ssast_sb.brains.process_group import close_process_group
+from ssast_sb.brains.run_record import CommandLine, guard_output_folder
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
@@ -482,25 +484,117 @@ def parse_without_abbreviations(argv):
         return sb.parse_arguments(argv)
 
 
-def parse_recipe_arguments(argv):
-    """A recipe's command line: the YAML, SpeechBrain's run options and the YAML overrides.
+@dataclasses.dataclass(frozen=True)
+class RecipeOptions(RunOptions):
+    """SpeechBrain's run options plus the recipes' own flags and their command line.
 
-    Two departures from SpeechBrain's command line: ``--ckpt_interval_minutes``
-    takes a float, and a ``--debug`` run gets ``output_folder`` set to
+    SpeechBrain's ``Brain`` reads only its own options; the recipe runners read
+    the rest.
+
+    Arguments
+    ---------
+    fresh_run : bool
+        ``--fresh_run True``: move an existing run in the output folder aside and start afresh.
+    allow_zero_lr : bool
+        ``--allow_zero_lr True``: run even when the learning rate stays 0 for the whole run.
+    command_line : ssast_sb.brains.run_record.CommandLine
+        What the recipe was asked, for the run records.
+    """
+
+    fresh_run: bool = False
+    allow_zero_lr: bool = False
+    command_line: Optional[CommandLine] = None
+
+    @classmethod
+    def extend(cls, run_opts, **flags):
+        """``run_opts`` (SpeechBrain's) with the recipe flags ``flags``."""
+        fields = {f.name: getattr(run_opts, f.name) for f in dataclasses.fields(run_opts)}
+        return cls(**{**fields, **flags})
+
+
+def take_bool_option(argv, name):
+    """Removes ``--name [True|False]`` (or ``--name=X``) from ``argv``; returns its value.
+
+    For the recipes' own flags, which are not YAML keys (HyperPyYAML refuses an
+    override of a key its YAML lacks) and not SpeechBrain's.
+
+    Arguments
+    ---------
+    argv : list of str
+        The command line.
+    name : str
+        Option name without dashes.
+
+    Returns
+    -------
+    tuple
+        ``(argv without the option, bool)``; False when absent.
+
+    Example
+    -------
+    >>> take_bool_option(["h.yaml", "--fresh_run", "True", "--seed", "1"], "fresh_run")
+    (['h.yaml', '--seed', '1'], True)
+    >>> take_bool_option(["h.yaml", "--fresh_run"], "fresh_run")
+    (['h.yaml'], True)
+    >>> take_bool_option(["h.yaml", "--fresh_run=false"], "fresh_run")
+    (['h.yaml'], False)
+    """
+    flag, rest, value = f"--{name}", [], False
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        index += 1
+        if item == flag:
+            following = items[index] if index < len(items) else None
+            if following is not None and following.lower() in BOOLEANS:
+                value = BOOLEANS[following.lower()]
+                index += 1
+            else:
+                value = True
+        elif item.startswith(flag + "="):
+            text = item.split("=", 1)[1]
+            if text.lower() not in BOOLEANS:
+                raise SystemExit(f"{flag} takes True or False, got {text!r}")
+            value = BOOLEANS[text.lower()]
+        else:
+            rest.append(item)
+    return rest, value
+
+
+#: Spellings of the recipe flags' values.
+BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def parse_recipe_arguments(argv, stage_settings=None):
+    """A recipe's command line: the YAML, the run options and the YAML overrides; the rerun guard.
+
+    Departures from SpeechBrain's command line: ``--ckpt_interval_minutes`` takes
+    a float; a ``--debug`` run gets ``output_folder`` set to
     ``<output_folder>-debug`` (its manifests, checkpoints, logs and exports), so it
-    never overwrites or appends to a real run's files. DDP starts here when asked.
+    never overwrites or appends to a real run's files; and two flags of ours,
+    ``--fresh_run`` and ``--allow_zero_lr`` (:class:`RecipeOptions`). DDP starts
+    here when asked. Then, before any work, every run already in the output
+    folder must have been made with the settings asked for
+    (:func:`ssast_sb.brains.run_record.guard_output_folder`), or the recipe stops
+    with the differences.
 
     Arguments
     ---------
     argv : list of str
         ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
+    stage_settings : callable, optional
+        See :class:`ssast_sb.brains.run_record.CommandLine`.
 
     Returns
     -------
     tuple
-        ``(hparams_file, run_opts, overrides)``, ``overrides`` a dict.
+        ``(hparams_file, run_opts, overrides)``: ``run_opts`` a :class:`RecipeOptions`,
+        ``overrides`` a dict.
     """
     argv, interval_minutes = take_float_option(list(argv), "ckpt_interval_minutes")
+    argv, fresh_run = take_bool_option(argv, "fresh_run")
+    argv, allow_zero_lr = take_bool_option(argv, "allow_zero_lr")
     hparams_file, run_opts, overrides = parse_without_abbreviations(argv)
     if interval_minutes is not None:
         run_opts = dataclasses.replace(
@@ -514,11 +608,19 @@ def parse_recipe_arguments(argv):
     if isinstance(overrides, str):
         overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
     overrides = overrides or {}
+    output_folder = resolved_yaml(hparams_file, overrides)["output_folder"]
     if run_opts["debug"]:
-        real = resolved_yaml(hparams_file, overrides)["output_folder"]
-        folder = debug_output_folder(real)
-        logger.warning("--debug: writing to %s, not to %s (a real run's folder)", folder, real)
+        folder = debug_output_folder(output_folder)
+        logger.warning(
+            "--debug: writing to %s, not to %s (a real run's folder)", folder, output_folder
+        )
         overrides = {**overrides, "output_folder": folder}
+        output_folder = folder
+    command_line = CommandLine(hparams_file, overrides, str(output_folder), stage_settings)
+    run_opts = RecipeOptions.extend(
+        run_opts, fresh_run=fresh_run, allow_zero_lr=allow_zero_lr, command_line=command_line
+    )
+    guard_output_folder(command_line, run_opts, fresh_run)
     return hparams_file, run_opts, overrides
 
 
@@ -576,7 +678,7 @@ def save_resolved_hparams(hparams_file, overrides, folder):
         stream.write(resolved)
 
 
-def load_recipe(argv):
+def load_recipe(argv, stage_settings=None):
     """What every recipe does first: parse, start DDP if asked, load the YAML, make the folder.
 
     See :func:`parse_recipe_arguments` (float checkpoint intervals, ``--debug``
@@ -586,6 +688,8 @@ def load_recipe(argv):
     ---------
     argv : list of str
         ``hparams.yaml [--key value ...]`` plus SpeechBrain's run options.
+    stage_settings : callable, optional
+        See :class:`ssast_sb.brains.run_record.CommandLine`.
 
     Returns
     -------
@@ -593,7 +697,7 @@ def load_recipe(argv):
         ``(hparams, run_opts, hparams_file, overrides)``; ``overrides`` is a dict, to
         reload the YAML with :func:`load_hparams` (e.g. once per fold).
     """
-    hparams_file, run_opts, overrides = parse_recipe_arguments(argv)
+    hparams_file, run_opts, overrides = parse_recipe_arguments(argv, stage_settings)
     hparams, run_opts = start_experiment(hparams_file, run_opts, overrides)
     return hparams, run_opts, hparams_file, overrides
 

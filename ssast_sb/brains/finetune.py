@@ -47,6 +47,7 @@ from ssast_sb.brains.common import (
     load_hparams,
 )
 from ssast_sb.brains.run_checks import RunChecks
+from ssast_sb.brains.run_record import open_run
 from ssast_sb.checkpoints import describe_config
 from ssast_sb.dataio import classification_datasets
 from ssast_sb.fileio import atomic_open, save_atomic
@@ -479,8 +480,13 @@ def check_num_classes(hparams, label_encoder):
         )
 
 
-def run_classification(hparams, run_opts, manifests):
+def run_classification(hparams, run_opts, manifests, stage=None):
     """Fine-tunes the YAML's model on one fold, then tests and exports it.
+
+    Before anything is read or written, a recipe's run checks the run record in
+    the checkpoint folder and writes it
+    (:func:`ssast_sb.brains.run_record.open_run`): checkpoints made with other
+    settings, input files or manifests stop the run instead of being reused.
 
     Everything is written under ``hparams["experiment_folder"]``: the label
     encoder, the checkpoints (the YAML's ``checkpointer``), ``train_log.txt``,
@@ -500,6 +506,9 @@ def run_classification(hparams, run_opts, manifests):
         SpeechBrain run options.
     manifests : dict
         ``train``, ``valid`` and optionally ``test`` CSVs.
+    stage : dict, optional
+        Which run of its recipe this is, for the run record (default
+        ``{"name": "fine-tuning"}``).
 
     Returns
     -------
@@ -514,6 +523,8 @@ def run_classification(hparams, run_opts, manifests):
             f"({hparams['number_of_epochs']}); set weight_averaging: null or more epochs"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    stage = stage or {"name": "fine-tuning"}
+    open_run(hparams["checkpointer"].checkpoints_dir, stage, run_opts, manifests)
     datasets, label_encoder = classification_datasets(
         hparams, manifests, folder / "label_encoder.txt"
     )
@@ -525,6 +536,7 @@ def run_classification(hparams, run_opts, manifests):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    brain.allow_zero_lr = getattr(run_opts, "allow_zero_lr", False)
     brain.fit(
         hparams["epoch_counter"],
         datasets["train"],
@@ -558,13 +570,19 @@ def run_folds(hparams, hparams_file, overrides, run_opts, folds):
     """Fine-tunes every fold with fresh YAML objects; prints and saves the fold table.
 
     Each fold reloads the YAML with the command line's overrides and
-    ``experiment_folder`` set to ``<output_folder>/<fold>`` (the output folder
-    itself when there is one fold), then runs :func:`run_classification`.
+    ``experiment_folder`` set to its own folder, then runs
+    :func:`run_classification`. A cross-validation recipe (its YAML has
+    ``folds``) writes every fold into ``<output_folder>/<fold>``, also when one
+    fold runs, so that folds run one at a time never share a folder; a recipe
+    with one split writes into the output folder. The table covers the folds of
+    this call and the finished folds already in the output folder (their run
+    records matched this command line, or the recipe would have stopped).
 
     Arguments
     ---------
     hparams : dict
-        The YAML as first loaded (``output_folder``, ``multi_label``).
+        The YAML as first loaded (``output_folder``, ``multi_label``, and ``folds``
+        for cross-validation).
     hparams_file : str
         The YAML, reloaded per fold.
     overrides : dict
@@ -577,15 +595,22 @@ def run_folds(hparams, hparams_file, overrides, run_opts, folds):
     Returns
     -------
     dict
-        Per fold, its results.
+        Per fold, its results: this call's folds, then earlier finished ones.
     """
     output = Path(hparams["output_folder"])
+    cross_validation = hparams.get("folds") is not None
     results = {}
     for name, manifests in folds.items():
-        folder = output / name if len(folds) > 1 else output
+        folder = output / name if cross_validation or len(folds) > 1 else output
         logger.info("Fine-tuning fold %s in %s", name, folder)
         fold_hparams = load_hparams(hparams_file, overrides, experiment_folder=str(folder))
-        results[name] = run_classification(fold_hparams, run_opts, manifests)
+        stage = {"name": "fine-tuning", **({"fold": name} if cross_validation else {})}
+        results[name] = run_classification(fold_hparams, run_opts, manifests, stage)
+    if cross_validation:
+        for path in sorted(output.glob("*/results.json")):
+            if path.parent.name not in results:
+                results[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+        results = dict(sorted(results.items()))
     table = summarize_folds(results, "mAP" if hparams["multi_label"] else "acc")
     if sb.utils.distributed.if_main_process():  # once under DDP, like the file
         print(table)

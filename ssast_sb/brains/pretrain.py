@@ -27,6 +27,7 @@ import torch
 
 from ssast_sb.brains.common import RunningMeans, SeededGenerator, apply_warmup
 from ssast_sb.brains.run_checks import RunChecks
+from ssast_sb.brains.run_record import open_run
 from ssast_sb.checkpoints import export_original, save_speechbrain_checkpoint
 from ssast_sb.dataio import (
     SkippingPaddedBatch,
@@ -131,7 +132,13 @@ class MSPMBrain(RunChecks, sb.core.Brain):
                 stats_meta=meta, train_stats=self.train_stats, valid_stats=stats
             )
             self.checkpointer.save_and_keep_only(
-                meta={"acc": stats["acc"], "loss": stats["loss"], "epoch": epoch},
+                meta={
+                    "acc": stats["acc"],
+                    "chance": stats["chance"],
+                    "loss": stats["loss"],
+                    "epoch": epoch,
+                    "optimizer_step": self.optimizer_step,
+                },
                 max_keys=["acc"],
                 num_to_keep=self.hparams.keep_checkpoints,
             )
@@ -181,13 +188,52 @@ def train_loader_options(hparams, dataset_size, world_size=1, grad_accumulation=
     return options
 
 
+def export_summary(meta, total_steps):
+    """How far an exported pretraining got, from its checkpoint's meta, as one phrase.
+
+    Arguments
+    ---------
+    meta : dict
+        The best checkpoint's meta: ``acc``, and ``chance`` and ``optimizer_step``
+        (absent from checkpoints of earlier versions).
+    total_steps : int or None
+        Optimiser steps of the whole run.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> export_summary({"acc": 0.3, "chance": 0.1, "optimizer_step": 240}, 240)
+    'best validation masked-patch accuracy 0.300, 3.0x a random guess (0.100), at step 240 of 240'
+    >>> print(export_summary({"acc": 0.1, "chance": 0.1, "optimizer_step": 40}, 40)[-64:])
+    step 40 of 40: NO BETTER THAN A RANDOM GUESS, it has not learned
+    """
+    acc, chance = meta["acc"], meta.get("chance")
+    text = f"best validation masked-patch accuracy {acc:.3f}"
+    if chance:
+        text += f", {acc / chance:.1f}x a random guess ({chance:.3f})"
+    step = meta.get("optimizer_step")
+    if step is not None:
+        text += f", at step {step}" + (f" of {total_steps}" if total_steps else "")
+    if chance and acc < UNTRAINED_RATIO * chance:
+        text += ": NO BETTER THAN A RANDOM GUESS, it has not learned"
+    return text
+
+
+#: Below this multiple of a random guess's accuracy, an exported model is called untrained.
+UNTRAINED_RATIO = 1.2
+
+
 def export_pretrained(brain, hparams):
     """Writes the best model as a SpeechBrain checkpoint and as an original ``.pth``.
 
     The ``.pth`` holds only what the run trained under the original names: the
     encoder, the MSPM heads and the mask embedding of an :class:`SSASTPretrainModel`;
     the encoder alone for an MAE-style model, whose decoder has no original
-    counterpart (its full state is in the ``.ckpt``).
+    counterpart (its full state is in the ``.ckpt``). The log line that announces
+    it says how far the run got (:func:`export_summary`).
 
     Arguments
     ---------
@@ -201,10 +247,14 @@ def export_pretrained(brain, hparams):
     dict
         Paths of ``ssast_pretrained.ckpt`` (our layout) and ``ssast_pretrained.pth``
         (the original layout, loadable by the original code and by
-        :func:`ssast_sb.checkpoints.encoder_from_original`).
+        :func:`ssast_sb.checkpoints.encoder_from_original`), and ``summary``.
     """
     folder = Path(hparams["pretrained_folder"])
     paths = {"ckpt": folder / "ssast_pretrained.ckpt", "pth": folder / "ssast_pretrained.pth"}
+    best = brain.checkpointer.find_checkpoint(max_key="acc")
+    steps = brain.steps_per_epoch
+    total = steps * hparams["epoch_counter"].limit if steps else None
+    summary = export_summary(best.meta, total) if best is not None else "no checkpoint"
     if sb.utils.distributed.if_main_process():
         brain.checkpointer.recover_if_possible(max_key="acc")
         save_speechbrain_checkpoint(brain.model, paths["ckpt"])
@@ -214,13 +264,16 @@ def export_pretrained(brain, hparams):
             name = type(brain.model).__name__
             logger.info("Exporting the encoder only: %s has no original MSPM heads", name)
         save_atomic(export_original(trained), paths["pth"])
-        logger.info("Pretrained SSAST written to %s", folder)
+        logger.info("Pretrained SSAST written to %s: %s", folder, summary)
     sb.utils.distributed.ddp_barrier()
-    return {name: str(path) for name, path in paths.items()}
+    return {**{name: str(path) for name, path in paths.items()}, "summary": summary}
 
 
-def run_pretraining(hparams, run_opts, manifests):
+def run_pretraining(hparams, run_opts, manifests, stage=None):
     """Builds the datasets, fits an :class:`MSPMBrain` and exports the best model.
+
+    A recipe's run first checks and writes its run record
+    (:func:`ssast_sb.brains.run_record.open_run`).
 
     Arguments
     ---------
@@ -230,12 +283,16 @@ def run_pretraining(hparams, run_opts, manifests):
         SpeechBrain run options from the command line.
     manifests : dict
         ``{"train": csv, "valid": csv}``.
+    stage : dict, optional
+        Which run of its recipe this is (default ``{"name": "pretraining"}``).
 
     Returns
     -------
     tuple
-        The Brain and the exported paths.
+        The Brain and what :func:`export_pretrained` returns.
     """
+    stage = stage or {"name": "pretraining"}
+    open_run(hparams["checkpointer"].checkpoints_dir, stage, run_opts, manifests)
     datasets = {}
     for split, path in manifests.items():
         if hparams["model"].padding_aware:
@@ -254,6 +311,7 @@ def run_pretraining(hparams, run_opts, manifests):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    brain.allow_zero_lr = getattr(run_opts, "allow_zero_lr", False)
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     loader = train_loader_options(
         hparams, len(datasets["train"]), world_size, brain.grad_accumulation_factor

@@ -176,16 +176,64 @@ def precision_warning(device, precision, flags=None):
     return None
 
 
+class ZeroLearningRateError(SystemExit):
+    """A run whose learning rate stays 0 throughout: it would export an untrained model."""
+
+
+def schedule_line(epochs, steps_per_epoch, done, epochs_done):
+    """The run's length, and after a resume what is done and what is left, in numbers that add up.
+
+    Arguments
+    ---------
+    epochs : int
+        Epochs of the whole run.
+    steps_per_epoch : int
+        Optimiser steps of one epoch.
+    done : int
+        Optimiser steps already taken (recovered from a checkpoint).
+    epochs_done : int
+        Epochs finished.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> schedule_line(2, 15, 0, 0)
+    '2 epochs x 15 optimiser steps = 30 steps'
+    >>> schedule_line(2, 15, 10, 0)
+    '2 epochs x 15 optimiser steps = 30 steps; resumed after 10 (epoch 1 of 2 under way): 20 left'
+    >>> schedule_line(2, 15, 30, 2)
+    '2 epochs x 15 optimiser steps = 30 steps; all 30 done: the run has finished'
+    """
+    total = epochs * steps_per_epoch
+    line = f"{epochs} epochs x {steps_per_epoch} optimiser steps = {total} steps"
+    if epochs_done >= epochs:
+        return f"{line}; all {done} done: the run has finished"
+    if done:
+        where = f"epoch {epochs_done + 1} of {epochs} under way"
+        line += f"; resumed after {done} ({where}): {max(total - done, 0)} left"
+    return line
+
+
 class RunChecks:
-    """Brain mixin: warns at the start of ``fit`` about a schedule or precision that fails silently.
+    """Brain mixin: checks schedule and precision at the start of ``fit``; says what a rerun does.
 
     It records the training loader's length in ``make_dataloader`` and, after
     SpeechBrain's ``on_fit_start`` (so that a resumed run counts only what is
-    left), logs the schedule in one line and any of :func:`schedule_warnings`
-    and :func:`precision_warning`. The Brain's hparams need ``lr``, ``warmup``,
-    ``warmup_steps``, ``warmup_interval`` and ``epoch_counter``; a
+    left), logs the schedule in one line (what is done and left after a resume),
+    says when the folder holds a finished run that this call only reloads, warns
+    of any of :func:`schedule_warnings` and :func:`precision_warning`, and stops a
+    run whose learning rate would stay 0 for the whole run
+    (:class:`ZeroLearningRateError`) unless ``allow_zero_lr`` is set (the
+    recipes' ``--allow_zero_lr True``). The Brain's hparams need ``lr``,
+    ``warmup``, ``warmup_steps``, ``warmup_interval`` and ``epoch_counter``; a
     ``lr_milestones`` attribute is read when the Brain has one.
     """
+
+    #: Set from the recipes' ``--allow_zero_lr True``.
+    allow_zero_lr = False
 
     def make_dataloader(self, dataset, stage, *args, **kwargs):
         """SpeechBrain's loader; the training one's length is kept for the checks."""
@@ -197,36 +245,51 @@ class RunChecks:
                 self.train_batches = None
         return loader
 
+    @property
+    def steps_per_epoch(self):
+        """Optimiser steps of one epoch (None when the loader has no length)."""
+        batches = getattr(self, "train_batches", None)
+        if not batches:
+            return None
+        return math.ceil(batches / self.grad_accumulation_factor)
+
     def check_run(self):
-        """Logs the schedule and warns about what the run cannot reach or runs slowly."""
+        """Logs the schedule, says if the run has finished, warns; stops a run that cannot learn."""
         warning = precision_warning(self.device, self.precision)
         if warning:
             logger.warning(warning)
-        batches = getattr(self, "train_batches", None)
-        if self.debug or not batches:
+        steps_per_epoch = self.steps_per_epoch
+        if self.debug or not steps_per_epoch:
             return
-        counter = self.hparams.epoch_counter
+        counter, hparams = self.hparams.epoch_counter, self.hparams
         epochs = counter.limit
-        steps_per_epoch = math.ceil(batches / self.grad_accumulation_factor)
-        total = self.optimizer_step + (counter.limit - counter.current) * steps_per_epoch
-        hparams = self.hparams
         milestones = list(getattr(hparams, "lr_milestones", None) or [])
         logger.info(
-            "Schedule: %d epochs x %d optimiser steps = %d steps; lr %.2e%s%s",
-            epochs,
-            steps_per_epoch,
-            total,
+            "Schedule: %s; lr %.2e%s%s",
+            schedule_line(epochs, steps_per_epoch, self.optimizer_step, counter.current),
             hparams.lr,
             f", staircase warm-up over {hparams.warmup_steps} steps" if hparams.warmup else "",
             f", decay x{hparams.lr_decay} after epoch {min(milestones)}" if milestones else "",
         )
-        for message in schedule_warnings(
-            total,
-            epochs,
-            hparams.lr,
-            hparams.warmup,
-            hparams.warmup_steps,
-            hparams.warmup_interval,
-            milestones,
-        ):
+        if counter.current >= epochs:
+            folder = getattr(self.checkpointer, "checkpoints_dir", "the checkpoint folder")
+            logger.warning(
+                "%s holds a finished run (epoch %d of %d): it is "
+                "reloaded, evaluated and exported again; nothing is trained. To train again, "
+                "write to another --output_folder or pass --fresh_run True",
+                folder,
+                counter.current,
+                epochs,
+            )
+            return
+        total = epochs * steps_per_epoch
+        warmup = (hparams.warmup_steps, hparams.warmup_interval)
+        never_learns = hparams.warmup and warmup_peak(total, hparams.lr, *warmup) == 0
+        messages = schedule_warnings(total, epochs, hparams.lr, hparams.warmup, *warmup, milestones)
+        if never_learns and not self.allow_zero_lr:
+            raise ZeroLearningRateError(
+                f"{messages[0]}. The run would train nothing and export an untrained model, so "
+                "it stops here. (--allow_zero_lr True runs it anyway.)"
+            )
+        for message in messages:
             logger.warning(message)
