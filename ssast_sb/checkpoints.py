@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ssast_sb.encoder import MODEL_SIZES, PATCH_SHAPES, EncoderConfig, SSASTEncoder
+from ssast_sb.errors import UserError
 from ssast_sb.fileio import save_atomic
 from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
 
@@ -46,7 +47,7 @@ EXPECTED_PRETRAINING = (
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint does not match the model it is loaded into."""
 
 

@@ -29,6 +29,7 @@ from ssast_sb.checkpoints import (
     original_name,
     pretrain_model_from_original,
 )
+from ssast_sb.errors import report_user_errors
 
 #: Largest absolute difference allowed on forward quantities.
 FORWARD_ATOL = 1e-5
@@ -240,4 +241,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report_user_errors(main)())

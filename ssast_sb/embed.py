@@ -71,9 +71,11 @@ from ssast_sb.data.generic import prepare_generic
 from ssast_sb.data.manifest import (
     BAD_AUDIO_POLICIES,
     REQUIRED_COLUMNS,
+    bad_audio_error,
     read_manifest,
     validate_audio_rows,
 )
+from ssast_sb.errors import report_user_errors
 from ssast_sb.features import LEVELS, POOLINGS, SSASTEncoderInterface
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.frontend import PRESETS, SAMPLE_RATE
@@ -154,7 +156,9 @@ def check_audio_list(source, data_root=None, on_bad_audio="error"):
     source = Path(source)
     if _is_speechbrain_manifest(source):
         with open(source, newline="", encoding="utf-8-sig") as stream:
-            rows, summary = validate_audio_rows(csv.DictReader(stream), on_bad_audio)
+            rows, summary = validate_audio_rows(
+                csv.DictReader(stream), on_bad_audio, skip_option="--on-bad-audio skip"
+            )
         return rows, summary["total"] - summary["kept"]
     with tempfile.TemporaryDirectory() as folder:
         summary = prepare_generic(
@@ -303,13 +307,22 @@ def _load_batch(paths, positions, left_out, on_bad_audio):
 
 
 def _measure_durations(paths, on_bad_audio):
-    """Durations from the headers, and ``{position: problem}`` of the files left out."""
-    durations, left_out = [], {}
+    """Durations from the headers, and ``{position: problem}`` of the files left out.
+
+    Every header is read first: under ``error``, one error names every bad file
+    (:func:`ssast_sb.data.manifest.bad_audio_error`), not just the first.
+    """
+    durations, left_out, problems = [], {}, []
     for position, path in enumerate(paths):
-        info, problem = _try_audio(audio_info, path, on_bad_audio)
+        try:
+            info = audio_info(path)
+        except AudioError as err:
+            problems.append((str(err), err))
+            left_out[position] = str(err)
+            info = None
         durations.append(0.0 if info is None else info.duration_s)
-        if problem is not None:
-            left_out[position] = problem
+    if problems and on_bad_audio == "error":
+        raise bad_audio_error(problems, len(paths), skip_option="--on-bad-audio skip")
     return durations, left_out
 
 
@@ -629,6 +642,7 @@ def build_parser():
     parser.add_argument("--data-root", default=None, help="root of relative paths in a list")
     parser.add_argument(
         "--on-bad-audio",
+        "--on_bad_audio",  # the recipes' spelling, which shared error messages use
         choices=BAD_AUDIO_POLICIES,
         default="error",
         help="a missing, empty or undecodable file: stop with an error naming it, or skip it "
@@ -713,4 +727,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    report_user_errors(main)()

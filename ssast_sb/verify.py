@@ -58,6 +58,7 @@ from ssast_sb.embed import (
     embedder_from_args,
     list_audio,
 )
+from ssast_sb.errors import report_user_errors
 from ssast_sb.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -577,6 +578,7 @@ def build_parser():
     parser.add_argument("--c-fa", type=float, default=1.0, help="minDCF cost of a false alarm")
     parser.add_argument(
         "--on-bad-audio",
+        "--on_bad_audio",  # the recipes' spelling, which shared error messages use
         choices=BAD_AUDIO_POLICIES,
         default="error",
         help="a missing, empty or undecodable file: stop with an error naming it, or leave it "
@@ -620,4 +622,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    report_user_errors(main)()

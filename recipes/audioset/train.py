@@ -25,6 +25,7 @@ from ssast_sb.brains.finetune import run_folds
 from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.audioset import FIELDNAMES, LABELS_JSON, prepare_audioset
 from ssast_sb.data.manifest import read_manifest, write_manifest_atomic
+from ssast_sb.errors import report_user_errors
 
 
 def write_joined_manifest(segment_manifests, path):
@@ -93,8 +94,13 @@ def prepare_folds(hparams):
     return {"audioset": {"train": str(train), "valid": str(evaluation), "test": str(evaluation)}}
 
 
-if __name__ == "__main__":
-    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+def main(argv):
+    """Runs the recipe on the command line ``argv`` (the YAML, then its options)."""
+    hparams, run_opts, hparams_file, overrides = load_recipe(argv)
     folds = prepare_folds(hparams)
     run_folds(hparams, hparams_file, overrides, run_opts, folds)
     finish_distributed_run()
+
+
+if __name__ == "__main__":
+    report_user_errors(main)(sys.argv[1:])

@@ -34,6 +34,7 @@ from ssast_sb.brains.finetune import run_folds
 from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.labeled import labeled_manifests, prepare_labeled, summarize_labeled
 from ssast_sb.data.statistics import input_frames, training_statistics
+from ssast_sb.errors import report_user_errors
 from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, NORM_STATS, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -187,8 +188,9 @@ DATA_KEYS = (
 )
 
 
-if __name__ == "__main__":
-    hparams_file, run_opts, overrides = parse_recipe_arguments(sys.argv[1:])
+def main(argv):
+    """Runs the recipe on the command line ``argv`` (the YAML, then its options)."""
+    hparams_file, run_opts, overrides = parse_recipe_arguments(argv)
     values = resolved_yaml(hparams_file, overrides)
     # The folder and the log first, so that the preparation and the choices are logged.
     sb.create_experiment_directory(values["output_folder"], hparams_file, overrides)
@@ -203,3 +205,7 @@ if __name__ == "__main__":
     folds = {"custom": labeled_manifests(options["manifest_folder"])}
     run_folds(hparams, hparams_file, overrides, run_opts, folds)
     finish_distributed_run()
+
+
+if __name__ == "__main__":
+    report_user_errors(main)(sys.argv[1:])

@@ -23,6 +23,7 @@ from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
 from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.esc50 import cross_validation_manifests, prepare_esc50
+from ssast_sb.errors import report_user_errors
 from ssast_sb.reports import read_train_log
 
 
@@ -83,8 +84,9 @@ def fold_averaged_best_epoch(output_folder, fold_names):
     return int(best), means[best]
 
 
-if __name__ == "__main__":
-    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+def main(argv):
+    """Runs the recipe on the command line ``argv`` (the YAML, then its options)."""
+    hparams, run_opts, hparams_file, overrides = load_recipe(argv)
     folds = prepare_folds(hparams)
     results = run_folds(hparams, hparams_file, overrides, run_opts, folds)
     if if_main_process():
@@ -97,3 +99,7 @@ if __name__ == "__main__":
         with open(Path(hparams["output_folder"]) / "results.md", "a", encoding="utf-8") as out:
             out.write(line + "\n")
     finish_distributed_run()
+
+
+if __name__ == "__main__":
+    report_user_errors(main)(sys.argv[1:])

@@ -24,9 +24,12 @@ from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.pretrain import DATA_KEYS, run_pretraining
 from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.pretraining import prepare_pretraining_data
+from ssast_sb.errors import report_user_errors
 
-if __name__ == "__main__":
-    hparams, run_opts, _, _ = load_recipe(sys.argv[1:])
+
+def main(argv):
+    """Runs the recipe on the command line ``argv`` (the YAML, then its options)."""
+    hparams, run_opts, _, _ = load_recipe(argv)
     save_folder = hparams["save_folder"]
     run_on_main(
         prepare_pretraining_data,
@@ -37,3 +40,7 @@ if __name__ == "__main__":
     _, exported = run_pretraining(hparams, run_opts, manifests)
     print(f"Pretrained SSAST: {exported['pth']} ({exported['summary']})")
     finish_distributed_run()
+
+
+if __name__ == "__main__":
+    report_user_errors(main)(sys.argv[1:])

@@ -42,6 +42,7 @@ from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.brains.run_record import recipe_settings
 from ssast_sb.data.fewshot import prepare_fewshot
 from ssast_sb.data.manifest import read_manifest
+from ssast_sb.errors import report_user_errors
 from ssast_sb.fileio import atomic_open
 from ssast_sb.inference import SSASTAudioClassifier
 from ssast_sb.reports import plot_curves, read_train_log
@@ -279,8 +280,9 @@ def report(results, task, output):
         stream.write(json.dumps(results, indent=2))
 
 
-if __name__ == "__main__":
-    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:], stage_settings)
+def main(argv):
+    """Runs the recipe on the command line ``argv`` (the YAML, then its options)."""
+    hparams, run_opts, hparams_file, overrides = load_recipe(argv, stage_settings)
     output = Path(hparams["output_folder"])
     source, checkpoint = resolve_inputs(hparams)
     fewshot_options = {
@@ -317,3 +319,7 @@ if __name__ == "__main__":
         results["minutes"]["classify_file"] = round((time.time() - start) / 60, 2)
         report(results, results["task"], output)
     finish_distributed_run()
+
+
+if __name__ == "__main__":
+    report_user_errors(main)(sys.argv[1:])

@@ -20,6 +20,7 @@ from ssast_sb.brains.common import load_recipe
 from ssast_sb.brains.finetune import run_folds
 from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.voxceleb import prepare_voxceleb1_identification
+from ssast_sb.errors import report_user_errors
 
 SPLITS = ("train", "valid", "test")
 
@@ -52,8 +53,13 @@ def prepare_folds(hparams):
     return {"sid": manifests}
 
 
-if __name__ == "__main__":
-    hparams, run_opts, hparams_file, overrides = load_recipe(sys.argv[1:])
+def main(argv):
+    """Runs the recipe on the command line ``argv`` (the YAML, then its options)."""
+    hparams, run_opts, hparams_file, overrides = load_recipe(argv)
     folds = prepare_folds(hparams)
     run_folds(hparams, hparams_file, overrides, run_opts, folds)
     finish_distributed_run()
+
+
+if __name__ == "__main__":
+    report_user_errors(main)(sys.argv[1:])

@@ -32,6 +32,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from ssast_sb.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 #: A file may hold this much less audio than its header declares (seconds) before it
@@ -50,7 +52,7 @@ _DECODE_BLOCK = 4096
 _ANNOUNCED = set()
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """Base class of the errors raised when an audio file cannot be used."""
 
 

@@ -47,6 +47,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ssast_sb.errors import UserError
+
 from .manifest import (
     ListedFiles,
     ManifestError,
@@ -81,7 +83,7 @@ def _sha256_of(path, chunk_bytes=1 << 20):
     return digest.hexdigest()
 
 
-class DownloadError(OSError):
+class DownloadError(UserError, OSError):
     """A dataset archive could not be downloaded (no network, wrong address, ...)."""
 
 

@@ -21,11 +21,13 @@ import json
 import logging
 import os
 import re
+import tempfile
 from collections import Counter
 from pathlib import Path, PurePath, PurePosixPath
 
 from tqdm import tqdm
 
+from ssast_sb.errors import UserError
 from ssast_sb.fileio import atomic_open
 
 from .audio import (
@@ -55,7 +57,7 @@ _PROBLEM_OF_ERROR = (
 PROBLEMS = ("missing", "unreadable", "truncated", "empty", "non_finite", "bad_duration")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest (or a row meant for one) is malformed."""
 
 
@@ -717,7 +719,76 @@ def _row_duration_problem(row):
     return None
 
 
-def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
+#: Bad files named in one error message; the others are counted and listed in a file.
+SHOWN_BAD_FILES = 20
+
+
+class BadAudioError(AudioError, ManifestError):
+    """Several rows whose audio cannot be used, of different kinds (listed in the message)."""
+
+
+def bad_audio_error(problems, total, skip_option="--on_bad_audio skip", report_path=None):
+    """One error naming every unusable file, the option that skips them, where all are listed.
+
+    Arguments
+    ---------
+    problems : list of tuple
+        ``(message, error)`` per bad file, in the order found.
+    total : int
+        Files checked.
+    skip_option : str
+        The command line's way to leave such files out.
+    report_path : str or pathlib.Path, optional
+        Where the full list is written when it is longer than :data:`SHOWN_BAD_FILES`
+        (default: a file in the system's temporary folder).
+
+    Returns
+    -------
+    Exception
+        The error to raise: the class of the problems when they share one, else
+        :class:`BadAudioError`.
+
+    Example
+    -------
+    >>> problems = [("Row 'a': Audio file a.wav not found", AudioFileMissingError("a")),
+    ...             ("Row 'b': Audio file b.wav is empty (0 bytes)", EmptyAudioError("b"))]
+    >>> error = bad_audio_error(problems, 10)
+    >>> type(error).__name__
+    'BadAudioError'
+    >>> print(error)
+    2 of 10 audio files cannot be used:
+      Row 'a': Audio file a.wav not found
+      Row 'b': Audio file b.wav is empty (0 bytes)
+    Fix or remove them, or pass --on_bad_audio skip to leave them out (listed in warnings).
+    """
+    kinds = {type(error) for _, error in problems}
+    error_class = kinds.pop() if len(kinds) == 1 else BadAudioError
+    lines = [f"{len(problems)} of {total} audio files cannot be used:"]
+    lines += [f"  {message}" for message, _ in problems[:SHOWN_BAD_FILES]]
+    if len(problems) > SHOWN_BAD_FILES:
+        if report_path is None:
+            handle, report_path = tempfile.mkstemp(prefix="ssast_bad_audio_", suffix=".txt")
+            os.close(handle)
+        with atomic_open(report_path) as stream:
+            stream.write("\n".join(message for message, _ in problems) + "\n")
+        lines.append(
+            f"  ... and {len(problems) - SHOWN_BAD_FILES} more: all {len(problems)} are listed "
+            f"in {report_path}"
+        )
+    them = "them" if len(problems) > 1 else "it"
+    lines.append(
+        f"Fix or remove {them}, or pass {skip_option} to leave {them} out (listed in warnings)."
+    )
+    return error_class("\n".join(lines))
+
+
+def validate_audio_rows(
+    rows,
+    on_bad_audio="error",
+    decode_samples=False,
+    report_path=None,
+    skip_option="--on_bad_audio skip",
+):
     """Check that every row points to usable audio, and fill in its duration.
 
     Each file must exist, its header must decode and the file must hold the
@@ -730,11 +801,16 @@ def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
     rows : iterable of dict
         Rows with at least ``ID`` and ``wav``; ``duration`` is optional.
     on_bad_audio : {"error", "skip"}
-        ``"error"`` raises on the first bad row; ``"skip"`` logs a warning,
-        drops the row and counts it in the summary.
+        ``"error"`` checks every row, then raises one error naming every bad row
+        (:func:`bad_audio_error`); ``"skip"`` logs a warning, drops the row and
+        counts it in the summary.
     decode_samples : bool
         Also decode every file completely (`load_audio`), which catches truncated
         data and NaN samples but reads the whole corpus: off by default.
+    report_path : str or pathlib.Path, optional
+        Where the full list of bad rows goes when it is too long for the message.
+    skip_option : str
+        How the error message names the ``skip`` policy for its command line.
 
     Returns
     -------
@@ -747,7 +823,7 @@ def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
     Raises
     ------
     AudioError or ManifestError
-        Under ``on_bad_audio="error"``, naming the row, the file and the problem.
+        Under ``on_bad_audio="error"``, naming every bad row, its file and problem.
 
     Example
     -------
@@ -765,7 +841,7 @@ def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
         raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_POLICIES}, got {on_bad_audio!r}")
     rows = list(rows)
     summary = Counter({key: 0 for key in PROBLEMS})
-    good_rows = []
+    good_rows, problems = [], []
     for row in tqdm(rows, desc="Checking audio", unit="file", disable=len(rows) < 100):
         try:
             duration_problem = _row_duration_problem(row)
@@ -778,11 +854,14 @@ def validate_audio_rows(rows, on_bad_audio="error", decode_samples=False):
             problem = "bad_duration" if isinstance(err, ManifestError) else _problem_name(err)
             message = f"Row {row['ID']!r}: {err}"
             if on_bad_audio == "error":
-                raise type(err)(message) from err
+                problems.append((message, err))
+                continue
             logger.warning("Skipping bad audio (%s). %s", problem, message)
             summary[problem] += 1
             continue
         good_rows.append({**row, "duration": round(info.duration_s, 6)})
+    if problems:
+        raise bad_audio_error(problems, len(rows), skip_option, report_path)
 
     summary = {"total": len(rows), "kept": len(good_rows), **summary}
     skipped = summary["total"] - summary["kept"]

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ssast_sb.errors import UserError
+
 from .audio import audio_info, load_audio
 from .esc50 import download_and_extract
 from .manifest import (
@@ -92,7 +94,7 @@ FIELDNAMES = ["ID", "duration", "wav", "label", "word", "speaker"]
 AUDIO_EXTENSIONS = (".wav",)
 
 
-class DatasetVersionError(ValueError):
+class DatasetVersionError(UserError, ValueError):
     """The data folder holds another release of the corpus than the one asked for."""
 
 

@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 from ssast_sb.encoder import SSASTEncoder
+from ssast_sb.errors import UserError
 
 #: LayerNorm eps of every SSAST (timm DeiT) encoder norm.
 SSAST_LAYER_NORM_EPS = 1e-6
@@ -37,7 +38,7 @@ AST_BASE_PREFIX = "audio_spectrogram_transformer."
 HEAD_FILE = "ssast_head.safetensors"
 
 
-class HFExportError(ValueError):
+class HFExportError(UserError, ValueError):
     """A model that Hugging Face's ``ASTConfig`` cannot express."""
 
 
