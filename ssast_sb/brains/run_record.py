@@ -264,7 +264,7 @@ def input_identities(settings):
         Per dotted setting, :func:`file_identity`; unset or absent paths are left out
         (loading them fails with its own error).
     """
-    identities, seen = {}, {}
+    identities, seen = {}, set()
     for key, value in _leaves(settings):
         if key.rsplit(".", 1)[-1] not in INPUT_SETTINGS or not isinstance(value, str):
             continue
@@ -274,9 +274,9 @@ def input_identities(settings):
         if not path.is_file():
             continue
         resolved = str(path.resolve())
-        if resolved not in seen:
-            seen[resolved] = file_identity(path)
-        identities[key] = seen[resolved]
+        if resolved not in seen:  # one file named by several settings is listed once
+            seen.add(resolved)
+            identities[key] = file_identity(path)
     return identities
 
 
