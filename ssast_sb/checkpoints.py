@@ -17,10 +17,12 @@ from pathlib import Path
 
 import torch
 
+from ssast_sb.data.options import MissingDataError
 from ssast_sb.encoder import MODEL_SIZES, PATCH_SHAPES, EncoderConfig, SSASTEncoder
-from ssast_sb.errors import UserError
+from ssast_sb.errors import OptionError, UserError
 from ssast_sb.fileio import save_atomic
-from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder
+from ssast_sb.masking import max_masked
+from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder, masking_strategy
 
 #: Original key prefix -> ssast_sb prefix. The whole conversion is this table.
 KEY_MAP = (
@@ -611,6 +613,16 @@ def task_encoder(
     -------
     SSASTEncoder
 
+    Raises
+    ------
+    ssast_sb.data.options.MissingDataError
+        A ``FileNotFoundError`` naming ``--pretrained_path`` when it does not exist.
+    CheckpointError
+        When the checkpoint cannot be read, is not a pretraining checkpoint, or
+        does not match ``model_size``/``patch_shape``: the message names the options.
+    ssast_sb.errors.OptionError
+        When ``target_frames`` is shorter than one patch, or a name is unknown.
+
     Example
     -------
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -619,14 +631,31 @@ def task_encoder(
     >>> encoder.grid, torch.equal(torch.rand(2), torch.manual_seed(0) and torch.rand(2))
     ((1, 127), True)
     """
+    if pretrained_path and not Path(pretrained_path).exists():
+        raise MissingDataError(
+            f"--pretrained_path {pretrained_path} does not exist ({EXPECTED_PRETRAINING}). Pass "
+            "an existing checkpoint, or --pretrained_path null to train from scratch."
+        )
     with torch.random.fork_rng(devices=[]):
         if pretrained_path:
-            pretrained, _ = encoder_from_original(pretrained_path)
+            try:
+                pretrained, _ = encoder_from_original(pretrained_path)
+            except CheckpointError as error:
+                raise CheckpointError(
+                    f"--pretrained_path {pretrained_path}: {error}. Pass an SSAST pretraining "
+                    "checkpoint, or --pretrained_path null to train from scratch."
+                ) from error
             logger.info(
                 "Pretrained checkpoint %s: %s", pretrained_path, describe_config(pretrained.config)
             )
             check_pretrained_matches(pretrained.config, pretrained_path, model_size, patch_shape)
-            strides = default_strides(pretrained.config.fshape, pretrained.config.tshape)
+            fshape, tshape = pretrained.config.fshape, pretrained.config.tshape
+            if target_frames < tshape:
+                raise OptionError(
+                    f"--target_frames {target_frames} is shorter than one {fshape}x{tshape} "
+                    f"patch of {pretrained_path}: pass --target_frames {tshape} or more."
+                )
+            strides = default_strides(fshape, tshape)
             encoder = adapt_encoder(
                 pretrained,
                 fstride or strides[0],
@@ -661,7 +690,9 @@ def pretrain_model_from_original(source, model_size=None, num_heads=None, **mode
     model_size, num_heads : optional
         How many heads (see :func:`infer_config`).
     **model_kwargs
-        ``num_masked``, ``masking``, ``nce_direction``, ``mpg_weight``.
+        ``num_masked``, ``masking``, ``nce_direction``, ``mpg_weight``. Without
+        ``num_masked``, 400 or the most the checkpoint's grid allows, if fewer
+        (a model loaded to be exported or embedded draws no mask).
 
     Returns
     -------
@@ -697,6 +728,9 @@ def pretrain_model_from_original(source, model_size=None, num_heads=None, **mode
     tensors, leftovers, input_size = split_original(state)
     _require_pretraining_input(input_size)
     config = infer_config(tensors, input_size, model_size, num_heads)
+    if "num_masked" not in model_kwargs:
+        strategy = masking_strategy(model_kwargs.get("masking"), config)
+        model_kwargs["num_masked"] = max(1, min(400, max_masked(strategy, config.num_patches)))
     model = SSASTPretrainModel(SSASTEncoder(config), **model_kwargs)
     return load_strict(model, tensors, "original pretraining checkpoint"), leftovers
 

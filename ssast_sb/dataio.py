@@ -19,6 +19,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 
 from ssast_sb.data.audio import AudioError, announce_once, load_audio
 from ssast_sb.data.manifest import ManifestError, read_manifest
+from ssast_sb.errors import OptionError
 from ssast_sb.frontend import SAMPLE_RATE, pad_or_cut
 from ssast_sb.padding import random_crop as crop_or_pad
 
@@ -398,9 +399,10 @@ def classification_datasets(hparams, manifests, label_encoder_path):
                 "pipeline computes itself; rename or drop them"
             )
         if first and column not in first:
-            raise ValueError(
+            raise OptionError(
                 f"The {split} manifest {manifests[split]} has no label column {column!r} "
-                f"(columns: {sorted(first)}); set label_column"
+                f"(--label_column {column}; its columns: {sorted(first)}): pass as "
+                "--label_column the column of the class labels."
             )
     encoder = fit_label_encoder(datasets["train"], label_encoder_path, separator, column)
     if separator:

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssast_sb.errors import OptionError
 from ssast_sb.pos_embed import patch_grid
 
 #: Width, heads and depth of the DeiT backbones used by SSAST (docs/fidelity.md b.1).
@@ -82,6 +83,12 @@ class EncoderConfig:
         -------
         EncoderConfig
 
+        Raises
+        ------
+        ssast_sb.errors.OptionError
+            An unknown name, or an input shorter than a patch, naming the recipe
+            option (``--model_size``, ``--patch_shape``, ``--target_frames``).
+
         Example
         -------
         >>> cfg = EncoderConfig.from_names("tiny", "frame", input_tdim=128, tstride=1)
@@ -89,10 +96,22 @@ class EncoderConfig:
         (192, 128, 2, 1)
         """
         if size not in MODEL_SIZES:
-            raise ValueError(f"Unknown model size {size!r}; choose from {sorted(MODEL_SIZES)}")
+            raise OptionError(
+                f"Unknown model size --model_size {size}: pass --model_size "
+                f"{' or --model_size '.join(MODEL_SIZES)}."
+            )
         if shape not in PATCH_SHAPES:
-            raise ValueError(f"Unknown patch shape {shape!r}; choose from {sorted(PATCH_SHAPES)}")
+            raise OptionError(
+                f"Unknown patch shape --patch_shape {shape}: pass --patch_shape patch (16x16) "
+                "or --patch_shape frame (128x2)."
+            )
         fshape, tshape = PATCH_SHAPES[shape]
+        frames = overrides.get("input_tdim")
+        if frames is not None and frames < tshape:
+            raise OptionError(
+                f"--target_frames {frames} is shorter than one {shape} patch ({fshape}x{tshape}): "
+                f"pass --target_frames {tshape} or more."
+            )
         fields = dict(
             MODEL_SIZES[size], fshape=fshape, tshape=tshape, fstride=fshape, tstride=tshape
         )

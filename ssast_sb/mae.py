@@ -29,7 +29,8 @@ import torch
 import torch.nn as nn
 
 from ssast_sb.encoder import Block
-from ssast_sb.masking import default_strategy, draw_mask
+from ssast_sb.masking import draw_mask, max_masked
+from ssast_sb.models import check_mask_count, masking_strategy
 from ssast_sb.objectives import (
     MPG_WEIGHT,
     PredictionHead,
@@ -163,7 +164,8 @@ class MAEPretrainModel(nn.Module):
         The transformer; pretraining needs stride equal to the patch shape.
     num_masked : int
         Masked patches per clip M (the same for every clip, so that every clip
-        keeps ``N - M`` visible patches).
+        keeps ``N - M`` visible patches); at most ``max_masked``
+        (:func:`ssast_sb.models.check_mask_count` says so, naming ``--num_masked``).
     masking : str, optional
         ``random``, ``cluster`` or ``unbiased_cluster``; by default the
         original's choice (cluster for 16x16 patches, random for frames).
@@ -210,14 +212,10 @@ class MAEPretrainModel(nn.Module):
         cfg = encoder.config
         if (cfg.fstride, cfg.tstride) != (cfg.fshape, cfg.tshape):
             raise ValueError("Pretraining needs the patch stride to equal the patch shape")
-        if not 0 < num_masked < cfg.num_patches:
-            raise ValueError(
-                f"MAE pretraining needs 0 < num_masked < {cfg.num_patches} patches, "
-                f"got {num_masked}"
-            )
         self.encoder = encoder
         self.num_masked = num_masked
-        self.masking = masking or default_strategy(cfg.fshape, cfg.input_fdim)
+        self.masking = masking_strategy(masking, cfg)
+        check_mask_count(num_masked, self, "--num_masked", also=("--valid_num_masked",))
         self.nce_direction = nce_direction
         self.padding_aware = padding_aware
         self.mpg_weight = mpg_weight
@@ -236,6 +234,20 @@ class MAEPretrainModel(nn.Module):
         # The mask token enters the decoder, not the encoder, so it has the decoder's width.
         self.mask_embed = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         nn.init.xavier_normal_(self.mask_embed)
+
+    @property
+    def max_masked(self):
+        """The most patches a clip can have masked: the masking's most, one patch kept visible."""
+        num_patches = self.encoder.config.num_patches
+        return min(num_patches - 1, max_masked(self.masking, num_patches))
+
+    @property
+    def mask_limit_reason(self):
+        """Why the count is limited beyond the masking, for :func:`check_mask_count`."""
+        num_patches = self.encoder.config.num_patches
+        if max_masked(self.masking, num_patches) >= num_patches:
+            return " (MAE pretraining keeps at least one patch visible)"
+        return ""
 
     def draw_masks(self, batch_size, generator=None, device=None, num_masked=None):
         """One mask, returned twice: both heads train on the same masked patches.

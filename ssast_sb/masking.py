@@ -209,6 +209,35 @@ def unbiased_cluster_mask(batch_size, grid, num_masked, generator=None, device=N
 MASKING_STRATEGIES = ("random", "cluster", "unbiased_cluster")
 
 
+def max_masked(strategy, num_patches):
+    """The most patches of ``num_patches`` that ``strategy`` can mask (as :func:`draw_mask`).
+
+    Random masking can mask every patch; the original cluster masking never
+    covers index 0 and stops once it covers more than M patches, so it needs
+    M <= N - 2; the unbiased variant needs M < N.
+
+    Arguments
+    ---------
+    strategy : str
+        One of :data:`MASKING_STRATEGIES`.
+    num_patches : int
+        Patches per clip N.
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> max_masked("random", 64), max_masked("cluster", 512), max_masked("unbiased_cluster", 512)
+    (64, 510, 511)
+    """
+    slack = {"random": 0, "cluster": 2, "unbiased_cluster": 1}
+    if strategy not in slack:
+        raise ValueError(f"Unknown masking strategy {strategy!r}; choose from {MASKING_STRATEGIES}")
+    return num_patches - slack[strategy]
+
+
 def default_strategy(fshape, input_fdim=128):
     """The original's choice: cluster masking unless a patch spans all mel bins.
 

@@ -5,12 +5,14 @@ Authors
 """
 
 import dataclasses
+import math
 
 import torch
 import torch.nn as nn
 
 from ssast_sb.encoder import SSASTEncoder, pool_tokens
-from ssast_sb.masking import default_strategy, draw_mask
+from ssast_sb.errors import OptionError
+from ssast_sb.masking import MASKING_STRATEGIES, default_strategy, draw_mask, max_masked
 from ssast_sb.objectives import (
     MPG_WEIGHT,
     PredictionHead,
@@ -25,6 +27,107 @@ from ssast_sb.padding import restrict_mask, valid_patches
 from ssast_sb.pos_embed import adapt_pos_embed_original, resize_pos_embed
 
 
+def masking_strategy(masking, config):
+    """The masking strategy of a pretraining model: ``masking``, or the original's choice.
+
+    Arguments
+    ---------
+    masking : str or None
+        One of :data:`ssast_sb.masking.MASKING_STRATEGIES`; None takes the
+        original's choice (cluster for 16x16 patches, random for frames).
+    config : ssast_sb.encoder.EncoderConfig
+        The encoder's.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ssast_sb.errors.OptionError
+        An unknown strategy, naming ``--masking``.
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> masking_strategy(None, EncoderConfig.from_names("tiny", "frame"))
+    'random'
+    """
+    if masking is None:
+        return default_strategy(config.fshape, config.input_fdim)
+    if masking not in MASKING_STRATEGIES:
+        raise OptionError(
+            f"--masking {masking} is not a masking strategy: pass --masking "
+            f"{' or --masking '.join(MASKING_STRATEGIES)}, or --masking null (the original's "
+            "choice: cluster for 16x16 patches, random for frames)."
+        )
+    return masking
+
+
+def check_mask_count(num_masked, model, option="--num_masked", also=()):
+    """Refuses a mask count that the model's input cannot give, naming the option that sets it.
+
+    The pretraining recipes set the training count with ``--num_masked`` and the
+    evaluation count with ``--valid_num_masked``; both must fit the patches of a
+    ``--target_frames`` input. The error says the most that fits and the
+    shortest input that fits the count asked for, so a run fails when it is
+    built, before any data is read (the masking functions' own check comes only
+    at the first batch).
+
+    Arguments
+    ---------
+    num_masked : int or None
+        The count; None (the model's own count) is not checked.
+    model : SSASTPretrainModel or ssast_sb.mae.MAEPretrainModel
+        The model: its encoder's config and its ``max_masked``.
+    option : str
+        The option that set ``num_masked`` (``--valid_num_masked`` for evaluation).
+    also : sequence of str
+        Options that take the same fix (``--valid_num_masked`` with ``--num_masked``).
+
+    Raises
+    ------
+    ssast_sb.errors.OptionError
+        Naming ``option`` (and ``also``), the largest count that fits, and the
+        ``--target_frames`` that would fit ``num_masked``.
+
+    Example
+    -------
+    >>> from ssast_sb.encoder import EncoderConfig
+    >>> config = EncoderConfig.from_names("tiny", "frame", depth=1, input_tdim=128)
+    >>> model = SSASTPretrainModel(SSASTEncoder(config), num_masked=32)
+    >>> check_mask_count(64, model, "--valid_num_masked")
+    >>> try:
+    ...     check_mask_count(400, model, "--valid_num_masked")
+    ... except OptionError as error:
+    ...     print(str(error).split(". ")[-1][:81])
+    Pass --valid_num_masked 64 (or fewer), or --target_frames 800 or more to mask 400
+    """
+    if num_masked is None:
+        return
+    config = model.encoder.config
+    most = model.max_masked
+    fix = " ".join(f"{name} {most}" for name in (option, *also))
+    if isinstance(num_masked, bool) or not isinstance(num_masked, int) or num_masked < 1:
+        raise OptionError(
+            f"{option} {num_masked}: the patches masked per clip are a whole number, at least "
+            f"1. Pass {fix} (or fewer) for a --target_frames {config.input_tdim} input."
+        )
+    if num_masked <= most:
+        return
+    f_dim, t_dim = config.grid
+    slack = config.num_patches - most
+    columns = math.ceil((num_masked + slack) / f_dim)
+    frames = (columns - 1) * config.tstride + config.tshape
+    raise OptionError(
+        f"{option} {num_masked} is more than the input can mask: --target_frames "
+        f"{config.input_tdim} gives {config.num_patches} patches of {config.fshape}x"
+        f"{config.tshape} (a {f_dim}x{t_dim} grid), and {model.masking} masking masks at most "
+        f"{most} of them{model.mask_limit_reason}. Pass {fix} (or fewer), or --target_frames "
+        f"{frames} or more to mask {num_masked}."
+    )
+
+
 class SSASTPretrainModel(nn.Module):
     """The encoder with the MSPM heads and the mask token (docs/fidelity.md b.4, c).
 
@@ -33,7 +136,8 @@ class SSASTPretrainModel(nn.Module):
     encoder : SSASTEncoder
         The transformer; pretraining needs stride equal to the patch shape.
     num_masked : int
-        Masked patches per clip (400 or 250 in the paper).
+        Masked patches per clip (400 or 250 in the paper); at most
+        ``max_masked`` (:func:`check_mask_count` says so, naming ``--num_masked``).
     masking : str, optional
         ``random``, ``cluster`` or ``unbiased_cluster``; by default the
         original's choice (cluster for 16x16 patches, random for frames).
@@ -78,7 +182,8 @@ class SSASTPretrainModel(nn.Module):
             raise ValueError("Pretraining needs the patch stride to equal the patch shape")
         self.encoder = encoder
         self.num_masked = num_masked
-        self.masking = masking or default_strategy(cfg.fshape, cfg.input_fdim)
+        self.masking = masking_strategy(masking, cfg)
+        check_mask_count(num_masked, self, "--num_masked", also=("--valid_num_masked",))
         self.nce_direction = nce_direction
         self.mpg_weight = mpg_weight
         self.single_pass = single_pass
@@ -88,6 +193,14 @@ class SSASTPretrainModel(nn.Module):
         self.mpg_head = PredictionHead(cfg.embed_dim, patch_dim)
         self.mask_embed = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         nn.init.xavier_normal_(self.mask_embed)
+
+    #: Why the count is limited beyond the patches, for :func:`check_mask_count`.
+    mask_limit_reason = ""
+
+    @property
+    def max_masked(self):
+        """The most patches a clip can have masked (see :func:`ssast_sb.masking.max_masked`)."""
+        return max_masked(self.masking, self.encoder.config.num_patches)
 
     def draw_masks(self, batch_size, generator=None, device=None, num_masked=None):
         """Two independent masks, for the discriminative and generative passes.
@@ -221,6 +334,10 @@ class SSASTPretrainModel(nn.Module):
         return out
 
 
+#: Poolings of :class:`SSASTClassifier` (see :func:`ssast_sb.encoder.pool_tokens`).
+POOLINGS = ("mean", "cls")
+
+
 class SSASTClassifier(nn.Module):
     """Encoder, pooling and a ``LayerNorm -> Linear`` head (docs/fidelity.md b.5).
 
@@ -244,6 +361,11 @@ class SSASTClassifier(nn.Module):
 
     def __init__(self, encoder, num_classes, pooling="mean"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise OptionError(
+                f"--pooling {pooling} is not a pooling: pass --pooling mean (the mean of the "
+                "patch tokens) or --pooling cls (the class tokens)."
+            )
         self.encoder = encoder
         self.pooling = pooling
         width = encoder.config.embed_dim
@@ -407,11 +529,14 @@ def task_classifier(encoder, num_classes, head="mean", freeze_upstream=False, pr
     'LayerWeightedClassifier'
     """
     if head not in HEADS:
-        raise ValueError(f"Unknown head {head!r}; choose from {HEADS}")
+        raise OptionError(f"Unknown head --head {head}: pass --head {' or --head '.join(HEADS)}.")
     if head == "layer_weighted":
         return LayerWeightedClassifier(encoder, num_classes, projector_dim, freeze_upstream)
     if freeze_upstream:
-        raise ValueError("freeze_upstream needs head: layer_weighted (the frozen SUPERB protocol)")
+        raise OptionError(
+            f"--freeze_upstream True needs --head layer_weighted (the frozen SUPERB protocol), "
+            f"not --head {head}: pass --head layer_weighted, or --freeze_upstream False."
+        )
     return SSASTClassifier(encoder, num_classes, pooling=head)
 
 
@@ -476,7 +601,10 @@ def adapt_encoder(
         elif method == "resize":
             pos = resize_pos_embed(encoder.pos_embed, source.grid, target.grid)
         else:
-            raise ValueError(f"Unknown adaptation method {method!r}; use 'original' or 'resize'")
+            raise OptionError(
+                f"Unknown adaptation method --pos_embed_adaptation {method}: pass "
+                "--pos_embed_adaptation original (the original's) or resize (bilinear)."
+            )
         state["pos_embed"] = pos.clone()
     adapted.load_state_dict(state)
     return adapted

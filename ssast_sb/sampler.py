@@ -20,6 +20,7 @@ from speechbrain.dataio.sampler import DynamicBatchSampler, ReproducibleWeighted
 from torch.utils.data import Sampler
 
 from ssast_sb.dataio import SkippingPaddedBatch
+from ssast_sb.errors import OptionError
 
 
 class IntervalSampler(Sampler):
@@ -48,8 +49,14 @@ class IntervalSampler(Sampler):
     """
 
     def __init__(self, dataset_size, samples_per_epoch, seed=0):
-        if dataset_size <= 0 or samples_per_epoch <= 0:
-            raise ValueError("IntervalSampler needs a non-empty dataset and interval")
+        if samples_per_epoch <= 0:
+            raise OptionError(
+                f"An interval of {samples_per_epoch} clips (--steps_per_epoch x --batch_size) "
+                "trains on nothing: pass a positive --steps_per_epoch (e.g. 800) and "
+                "--batch_size, or --steps_per_epoch 0 for epochs of one pass over the data."
+            )
+        if dataset_size <= 0:
+            raise ValueError("IntervalSampler needs a non-empty dataset")
         self.dataset_size = dataset_size
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
@@ -174,7 +181,11 @@ def classification_loader_options(hparams, dataset, train):
     loader = dict(hparams["dataloader_opts"], collate_fn=SkippingPaddedBatch)
     if hparams["dynamic_batching"]:
         if train and hparams["balanced_sampling"]:
-            raise ValueError("Choose dynamic_batching or balanced_sampling, not both")
+            raise OptionError(
+                "--dynamic_batching True and --balanced_sampling True cannot be combined (the "
+                "batches are grouped by duration or drawn class-balanced, not both): pass "
+                "--balanced_sampling False or --dynamic_batching False."
+            )
         return duration_batch_options(
             dataset,
             loader,

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ssast_sb.data.audio import AudioFileMissingError
 from ssast_sb.data.generic import PathEscapeError, mix_manifests, prepare_generic
-from ssast_sb.data.manifest import ManifestError, read_manifest, write_manifest_atomic
+from ssast_sb.data.manifest import (
+    BadAudioError,
+    ManifestError,
+    read_manifest,
+    write_manifest_atomic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -243,8 +247,13 @@ def test_bad_audio_in_a_list(corpus, tmp_path):
             ["digits/zero.flac"],
         ],
     )
-    with pytest.raises(AudioFileMissingError, match="gone.flac"):
+    # Every bad file in one error, with the option that skips them.
+    with pytest.raises(BadAudioError) as error:
         prepare_generic(source, tmp_path, name="strict")
+    message = str(error.value)
+    assert message.startswith("3 of 4 audio files cannot be used:")
+    assert all(name in message for name in ("gone.flac", "truncated.flac", "zero.flac"))
+    assert "--on_bad_audio skip" in message
     summary = prepare_generic(source, tmp_path, name="lenient", on_bad_audio="skip")
     assert (summary["kept"], summary["missing"], summary["unreadable"], summary["empty"]) == (
         1,

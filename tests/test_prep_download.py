@@ -90,7 +90,7 @@ def test_other_version_is_an_error_not_a_download(tmp_path, shared_dir, monkeypa
     assert str(caught.value) == (
         "Speech Commands version mismatch: version 2 (speech_commands_v0.02) was asked for, "
         f"but {release} is the version 1 release. Run with --version 1 (task v1_ks12 uses "
-        "version 1, v2_35 version 2), or point data_folder at a folder that holds "
+        "version 1, v2_35 version 2), or pass as --data_folder a folder that holds "
         "speech_commands_v0.02. Nothing was downloaded."
     )
     assert asked == []

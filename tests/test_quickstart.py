@@ -71,3 +71,21 @@ def test_quickstart_reduced(tmp_path):
     classified = results["classify_file"]
     assert classified["predicted"] in {str(digit) for digit in range(10)}
     assert f"classify_file({classified['file']})" in result.stdout
+
+    # A rerun with another scratch rate stops before any work, naming the one stage whose
+    # settings differ (the pretraining demo and the pretrained twin are unaffected).
+    rerun = subprocess.run(
+        [*command, "--scratch_lr", "0.001"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        timeout=300,
+    )
+    assert rerun.returncode == 1, rerun.stderr[-3000:]
+    assert f"{output / 'finetune_scratch_seed0' / 'save'} (fine-tuning, twin scratch, seed 0)" in (
+        rerun.stderr
+    )
+    assert "lr: 0.0002 -> 0.001" in rerun.stderr
+    assert "pretrain/save" not in rerun.stderr and "finetune_pretrained" not in rerun.stderr
+    assert json.loads((output / "results.json").read_text()) == results

@@ -34,7 +34,7 @@ from ssast_sb.brains.finetune import run_folds
 from ssast_sb.brains.process_group import finish_distributed_run
 from ssast_sb.data.labeled import labeled_manifests, prepare_labeled, summarize_labeled
 from ssast_sb.data.statistics import input_frames, training_statistics
-from ssast_sb.errors import report_user_errors
+from ssast_sb.errors import OptionError, report_user_errors
 from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, NORM_STATS, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ def plain(value):
 def prepare(options):
     """Writes the manifests and the split (on the main process); returns what they hold."""
     if not options["data"]:
-        raise SystemExit(
-            "--data is required: a folder with one sub-folder per class, or a CSV/JSON list "
+        raise OptionError(
+            "--data is empty: pass a folder with one sub-folder per class, or a CSV/JSON list "
             "with a path and a label column"
         )
     folder = options["manifest_folder"]
@@ -99,8 +99,9 @@ def normalization(options):
         )
     if isinstance(choice, str):
         if choice not in NORM_STATS:
-            raise SystemExit(
-                f"normalization {choice!r} is none of auto, {', '.join(NORM_STATS)}, [mean, std]"
+            raise OptionError(
+                f"--normalization {choice} is none of auto, {', '.join(NORM_STATS)} or "
+                "[mean, std]: pass one of them, e.g. --normalization auto (the training split's)"
             )
         mean, std = NORM_STATS[choice]
         return mean, std, f"the {choice} preset, mean {mean}, std {std}"

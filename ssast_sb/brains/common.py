@@ -31,6 +31,7 @@ from speechbrain.utils.run_opts import RunOptions
 
 from ssast_sb.brains.process_group import close_process_group
 from ssast_sb.brains.run_record import CommandLine, guard_output_folder
+from ssast_sb.errors import OptionError
 from ssast_sb.fileio import atomic_open, save_atomic
 from ssast_sb.schedules import set_lr, staircase_warmup_lr
 
@@ -448,6 +449,54 @@ def resolved_yaml(hparams_file, overrides):
     return YAML(typ="rt").load(resolved)
 
 
+#: A YAML line whose value the command line must give, with its comment.
+PLACEHOLDER_LINE = re.compile(r"^(\w+):\s*!PLACEHOLDER[ \t]*(?:#[ \t]*(.*))?$", re.MULTILINE)
+
+
+def check_placeholders(hparams_file, overrides):
+    """Every value the YAML leaves to the command line (``!PLACEHOLDER``) must be given.
+
+    HyperPyYAML would stop at the first one with a traceback; this names every
+    missing option with the YAML's comment on it (what it takes, and ``null``
+    where the recipe can do without).
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML.
+    overrides : dict
+        The command line's overrides.
+
+    Raises
+    ------
+    ssast_sb.errors.OptionError
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "h.yaml")
+    >>> _ = open(path, "w").write("data: !PLACEHOLDER  # a folder of clips\\nseed: 1\\n")
+    >>> check_placeholders(path, {"data": "/clips"})
+    >>> try:
+    ...     check_placeholders(path, {})
+    ... except OptionError as error:
+    ...     print(str(error).split(": ", 1)[1])
+    pass --data (a folder of clips).
+    """
+    with open(hparams_file, encoding="utf-8") as stream:
+        unset = [
+            (key, comment)
+            for key, comment in PLACEHOLDER_LINE.findall(stream.read())
+            if key not in overrides
+        ]
+    if unset:
+        wanted = "; ".join(
+            f"--{key}" + (f" ({comment.strip()})" if comment.strip() else "")
+            for key, comment in unset
+        )
+        raise OptionError(f"{hparams_file} leaves these to the command line: pass {wanted}.")
+
+
 def parse_without_abbreviations(argv):
     """SpeechBrain's ``parse_arguments``, with its run options matched by their full names only.
 
@@ -608,6 +657,7 @@ def parse_recipe_arguments(argv, stage_settings=None):
     if isinstance(overrides, str):
         overrides = YAML(typ="safe", pure=True).load(overrides) if overrides.strip() else {}
     overrides = overrides or {}
+    check_placeholders(hparams_file, overrides)
     output_folder = resolved_yaml(hparams_file, overrides)["output_folder"]
     if run_opts["debug"]:
         folder = debug_output_folder(output_folder)

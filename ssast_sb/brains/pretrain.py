@@ -36,7 +36,7 @@ from ssast_sb.dataio import (
     manifest_dataset,
 )
 from ssast_sb.fileio import save_atomic
-from ssast_sb.models import SSASTPretrainModel
+from ssast_sb.models import SSASTPretrainModel, check_mask_count
 from ssast_sb.sampler import IntervalSampler
 from ssast_sb.schedules import current_lr
 
@@ -55,6 +55,7 @@ class MSPMBrain(RunChecks, sb.core.Brain):
 
     def on_fit_start(self):
         """Seeds the mask generator per run and per DDP rank before recovery."""
+        check_mask_count(self.hparams.valid_num_masked, self.model, "--valid_num_masked")
         # SpeechBrain seeds every rank alike; the rank is mixed in so ranks mask differently.
         self.mask_rng = SeededGenerator(self.hparams.seed)
         if self.checkpointer is not None:

@@ -43,16 +43,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ssast_sb.errors import OptionError
+
 from .manifest import (
+    BAD_AUDIO_LIST,
     ManifestError,
     PreparationStamp,
     atomic_open,
     check_class_coverage,
     find_files,
     resolved_path,
-    validate_audio_rows,
+    validate_audio_splits,
     write_manifest_atomic,
 )
+from .options import MissingDataError, cli_list
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +141,7 @@ def _index_audio(audio_folder):
     return index
 
 
-def _read_class_labels(path):
+def _read_class_labels(path, folder_option="--data_folder"):
     """Read ``class_labels_indices.csv`` into ``{mid: (index, display_name)}``.
 
     The indices must be 0..N-1, each once: the fine-tuning recipe builds its label
@@ -145,7 +149,10 @@ def _read_class_labels(path):
     A UTF-8 BOM is ignored.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"AudioSet class list not found: {path}. {DOWNLOAD_HINT}")
+        raise MissingDataError(
+            f"AudioSet class list not found: {path}. {DOWNLOAD_HINT}; put it in the folder "
+            f"given as {folder_option}."
+        )
     with open(path, newline="", encoding="utf-8-sig") as csv_file:
         reader = csv.DictReader(csv_file, skipinitialspace=True)
         missing = [
@@ -166,10 +173,13 @@ def _read_class_labels(path):
     return classes
 
 
-def _read_segments(path, classes):
+def _read_segments(path, classes, folder_option="--data_folder"):
     """Read an official segment CSV into ``(ytid, start_ms, mids)`` tuples."""
     if not path.is_file():
-        raise FileNotFoundError(f"AudioSet segment list not found: {path}. {DOWNLOAD_HINT}")
+        raise MissingDataError(
+            f"AudioSet segment list not found: {path}. {DOWNLOAD_HINT}; put it in the folder "
+            f"given as {folder_option}."
+        )
     segments = []
     with open(path, newline="", encoding="utf-8-sig") as csv_file:
         lines = (line for line in csv_file if line.strip() and not line.startswith("#"))
@@ -192,6 +202,8 @@ def prepare_audioset(
     skip_prep=False,
     on_bad_audio="error",
     force=False,
+    folder_option="--data_folder",
+    segments_option="--train_segments",
 ):
     """Write AudioSet manifests for the downloaded clips of each segment list.
 
@@ -222,6 +234,9 @@ def prepare_audioset(
         `ssast_sb.data.manifest.validate_audio_rows`).
     force : bool
         Rewrite the outputs even when their stamp matches.
+    folder_option, segments_option : str
+        The recipe options that give ``data_folder`` and ``segments``, named by the
+        errors (``--audioset_folder`` and ``--audioset_train_segments`` in pretraining).
 
     Returns
     -------
@@ -232,8 +247,11 @@ def prepare_audioset(
 
     Raises
     ------
-    FileNotFoundError
-        When a segment CSV, ``class_labels_indices.csv`` or ``audio/`` is absent.
+    ssast_sb.data.options.MissingDataError
+        A ``FileNotFoundError`` when ``data_folder``, a segment CSV,
+        ``class_labels_indices.csv`` or ``audio/`` is absent.
+    ssast_sb.errors.OptionError
+        When a segment name is unknown.
     ssast_sb.data.manifest.ManifestError
         When ``class_labels_indices.csv`` is not numbered 0..N-1.
 
@@ -250,41 +268,56 @@ def prepare_audioset(
     segments = list(dict.fromkeys(segments))
     unknown = [segment for segment in segments if segment not in SEGMENT_FILES]
     if unknown or not segments:
-        raise ValueError(
-            f"Unknown AudioSet segment(s) {unknown}; choose from {list(SEGMENT_FILES)}"
+        known = [segment for segment in segments if segment in SEGMENT_FILES]
+        raise OptionError(
+            f"Unknown AudioSet segment list(s) {unknown or segments}: they are "
+            f"{', '.join(SEGMENT_FILES)}. Pass e.g. {segments_option} "
+            f"{cli_list([s for s in known if s != 'eval'] or ['balanced_train'])}."
+        )
+    if not data_folder.is_dir():
+        raise MissingDataError(
+            f"{folder_option} {data_folder} does not exist. Pass the AudioSet folder, which "
+            f"holds {', '.join(SEGMENT_FILES.values())}, {CLASS_LABELS_FILE} and audio/. "
+            f"{DOWNLOAD_HINT}."
         )
     stamp = _audioset_stamp(data_folder, save_folder, segments, on_bad_audio)
     if stamp.is_current(force):
         return None
     stamp.invalidate()
 
-    classes = _read_class_labels(data_folder / CLASS_LABELS_FILE)
+    classes = _read_class_labels(data_folder / CLASS_LABELS_FILE, folder_option)
     listed = {
-        segment: _read_segments(data_folder / SEGMENT_FILES[segment], classes)
+        segment: _read_segments(data_folder / SEGMENT_FILES[segment], classes, folder_option)
         for segment in segments
     }
     audio_folder = data_folder / "audio"
     if not audio_folder.is_dir():
-        raise FileNotFoundError(
+        raise MissingDataError(
             f"AudioSet audio folder not found: {audio_folder}. Put the downloaded clips there, "
-            "named <YTID>_<start>.<ext> or Y<YTID>.<ext>."
+            f"named <YTID>_<start>.<ext> or Y<YTID>.<ext>, or pass as {folder_option} the "
+            "folder that holds audio/."
         )
     index = _index_audio(audio_folder)
 
     save_folder.mkdir(parents=True, exist_ok=True)
-    summary, listed_counts, kept_counts = {}, {}, {}
+    summary, listed_counts, kept_counts, found, missing = {}, {}, {}, {}, {}
     for segment, clips in listed.items():
-        rows, missing_ids, listed_counts[segment] = _segment_rows(segment, clips, index)
-        found = len(rows)
-        rows, check = validate_audio_rows(rows, on_bad_audio)
+        found[segment], missing[segment], listed_counts[segment] = _segment_rows(
+            segment, clips, index
+        )
+    kept, checks = validate_audio_splits(
+        found, on_bad_audio, report_path=save_folder / BAD_AUDIO_LIST
+    )
+    for segment, rows in kept.items():
+        missing_ids = missing[segment]
         kept_counts[segment] = Counter(mid for row in rows for mid in row["labels"].split(";"))
         write_manifest_atomic(rows, save_folder / f"audioset_{segment}.csv", FIELDNAMES)
         summary[segment] = {
-            "listed": found + len(missing_ids),
-            "found": found,
+            "listed": len(found[segment]) + len(missing_ids),
+            "found": len(found[segment]),
             "missing": len(missing_ids),
             "kept": len(rows),
-            "bad_audio": check,
+            "bad_audio": checks[segment],
         }
         _log_segment(segment, summary[segment], missing_ids, save_folder, audio_folder)
     # Downloads are always partial: classes short of clips are warned about, not an error.

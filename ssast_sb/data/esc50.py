@@ -50,6 +50,7 @@ from tqdm import tqdm
 from ssast_sb.errors import UserError
 
 from .manifest import (
+    BAD_AUDIO_LIST,
     ListedFiles,
     ManifestError,
     PreparationStamp,
@@ -57,9 +58,10 @@ from .manifest import (
     read_manifest,
     remove_obsolete,
     resolved_path,
-    validate_audio_rows,
+    validate_audio_splits,
     write_manifest_atomic,
 )
+from .options import MissingDataError, check_folds
 
 logger = logging.getLogger(__name__)
 
@@ -329,11 +331,12 @@ def _find_release(data_folder):
                     f"re-extract {DOWNLOAD_URL}."
                 )
             return candidate
-    raise FileNotFoundError(
-        f"ESC-50 not found: no {META_FILE} in {candidates[0]} or {candidates[1]}. "
-        f"Download {DOWNLOAD_URL} (or call download_esc50({str(data_folder)!r})) and unzip it "
+    raise MissingDataError(
+        f"ESC-50 not found: no {META_FILE} in {candidates[0]} or {candidates[1]} "
+        f"(--data_folder {data_folder}). Pass --download True to download it there, or "
+        f"download {DOWNLOAD_URL} (or call download_esc50({str(data_folder)!r})) and unzip it "
         f"inside {data_folder}, which gives {candidates[0]}/audio/*.wav and "
-        f"{candidates[0] / META_FILE}."
+        f"{candidates[0] / META_FILE}; or pass the --data_folder that holds it."
     )
 
 
@@ -441,14 +444,14 @@ def _esc50_stamp(data_folder, save_folder, on_bad_audio):
     )
 
 
-def _checked_folds(entries, release, meta_path, on_bad_audio):
+def _checked_folds(entries, release, meta_path, on_bad_audio, report_path):
     """Validated rows and counts per fold; a class lost from a fold is an error."""
-    finder, rows, summary = ListedFiles(), {}, {}
-    for fold in range(1, NUM_FOLDS + 1):
-        name = f"fold{fold}"
-        rows[name], summary[name] = validate_audio_rows(
-            _fold_rows(entries, release, fold, finder), on_bad_audio
-        )
+    finder = ListedFiles()
+    listed_rows = {
+        f"fold{fold}": _fold_rows(entries, release, fold, finder)
+        for fold in range(1, NUM_FOLDS + 1)
+    }
+    rows, summary = validate_audio_splits(listed_rows, on_bad_audio, report_path=report_path)
     listed = {
         f"fold{fold}": Counter(e["category"] for e in entries if e["fold"] == fold)
         for fold in range(1, NUM_FOLDS + 1)
@@ -512,8 +515,11 @@ def prepare_esc50(
 
     Raises
     ------
-    FileNotFoundError
-        When the release is not found, saying what to download and where to put it.
+    ssast_sb.data.options.MissingDataError
+        A ``FileNotFoundError`` when the release is not found, saying what to
+        download and where to put it.
+    ssast_sb.errors.OptionError
+        When a fold is not one of 1..5.
     ssast_sb.data.manifest.ClassLostError
         When a fold has no clip left of a class the metadata lists in it.
 
@@ -523,6 +529,7 @@ def prepare_esc50(
     >>> prepare_esc50(tempfile.mkdtemp(), tempfile.mkdtemp(), skip_prep=True) is None
     True
     """
+    folds = check_folds(folds, NUM_FOLDS, "ESC-50")
     if skip_prep:
         logger.info("Skipping ESC-50 preparation (skip_prep=True)")
         return None
@@ -543,7 +550,9 @@ def prepare_esc50(
         "ESC-50: %d clips of %d classes listed in %s", len(entries), len(class_names), meta_path
     )
 
-    rows, summary = _checked_folds(entries, release, meta_path, on_bad_audio)
+    rows, summary = _checked_folds(
+        entries, release, meta_path, on_bad_audio, Path(save_folder) / BAD_AUDIO_LIST
+    )
     for fold_csv in stamp.outputs:
         fold_rows = rows[fold_csv.stem.split("_")[-1]]
         write_manifest_atomic(fold_rows, fold_csv, FIELDNAMES)

@@ -44,6 +44,8 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+from ssast_sb.errors import OptionError
+
 from .manifest import (
     ManifestError,
     PreparationStamp,
@@ -80,11 +82,18 @@ def read_split_manifest(path, label_column="label"):
     path = Path(path)
     with open(path, newline="", encoding="utf-8-sig") as stream:
         reader = csv.DictReader(stream)
-        missing = [c for c in (*REQUIRED, label_column) if c not in (reader.fieldnames or [])]
+        found = reader.fieldnames or []
+        missing = [c for c in (*REQUIRED, label_column) if c not in found]
         if missing:
-            raise ManifestError(
-                f"{path}: no column(s) {missing} (columns found: {reader.fieldnames})"
-            )
+            fix = "give it these columns, or pass another --source_manifest"
+            if missing == [label_column]:
+                others = [c for c in found if c not in REQUIRED]
+                fix = (
+                    f"pass as --label_column the column of its class labels (one of {others})"
+                    if others
+                    else fix
+                )
+            raise ManifestError(f"{path}: no column(s) {missing} (columns found: {found}); {fix}")
         rows = []
         for line, row in enumerate(reader, start=2):
             wav = Path(row["path"])
@@ -126,8 +135,9 @@ def draw_shots(rows, shots, seed):
 
     Raises
     ------
-    ValueError
-        A class has fewer than ``shots`` clips.
+    ssast_sb.errors.OptionError
+        A class has fewer than ``shots`` clips, or ``shots`` is below 1: the
+        message names ``--shots`` and the most that every class has.
 
     Example
     -------
@@ -139,8 +149,13 @@ def draw_shots(rows, shots, seed):
     for index, row in enumerate(rows):
         by_class[row["label"]].append(index)
     short = {label: len(members) for label, members in by_class.items() if len(members) < shots}
-    if short:
-        raise ValueError(f"{shots} clips per class asked; these classes have fewer: {short}")
+    most = min((len(members) for members in by_class.values()), default=0)
+    if short or shots < 1:
+        fewer = f"; these classes have fewer: {short}" if short else ""
+        raise OptionError(
+            f"--shots {shots}: {shots} training clips per class asked{fewer}. Pass --shots "
+            f"{most} or fewer (every class has {most}), at least 1."
+        )
     generator = random.Random(seed)
     chosen = sorted(i for members in by_class.values() for i in generator.sample(members, shots))
     return [rows[i] for i in chosen]

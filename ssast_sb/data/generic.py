@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .manifest import (
+    BAD_AUDIO_LIST,
     REQUIRED_COLUMNS,
     ManifestError,
     PreparationStamp,
@@ -245,7 +246,9 @@ def prepare_generic(
 
     rows = _source_rows(source, extensions, data_root)
     listed = Counter(row["label"] for row in rows if "label" in row)
-    rows, summary = validate_audio_rows(rows, on_bad_audio)
+    rows, summary = validate_audio_rows(
+        rows, on_bad_audio, report_path=save_folder / BAD_AUDIO_LIST
+    )
     if listed:  # a labelled list: which labels lost files
         check_class_coverage(
             name,

@@ -39,6 +39,7 @@ from collections import Counter
 from pathlib import Path
 
 from .manifest import (
+    BAD_AUDIO_LIST,
     ListedFiles,
     PreparationStamp,
     check_class_coverage,
@@ -46,9 +47,10 @@ from .manifest import (
     read_manifest,
     remove_obsolete,
     resolved_path,
-    validate_audio_rows,
+    validate_audio_splits,
     write_manifest_atomic,
 )
+from .options import MissingDataError, check_folds
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +78,12 @@ def _find_release(data_folder):
     for candidate in candidates:
         if any((candidate / f"Session{n}").is_dir() for n in SESSIONS):
             return candidate
-    raise FileNotFoundError(
+    raise MissingDataError(
         f"IEMOCAP not found: no Session1..Session5 folders in {candidates[0]} or "
-        f"{candidates[1]}. IEMOCAP is not downloadable: request it from USC SAIL at "
-        f"{REQUEST_URL}, then extract the release so that {candidates[0]}/Session1/"
-        "sentences/wav/ and .../dialog/EmoEvaluation/ exist."
+        f"{candidates[1]} (--data_folder {data_folder}). IEMOCAP is not downloadable: request "
+        f"it from USC SAIL at {REQUEST_URL}, then extract the release so that "
+        f"{candidates[0]}/Session1/sentences/wav/ and .../dialog/EmoEvaluation/ exist, and "
+        "pass as --data_folder the folder that holds it."
     )
 
 
@@ -277,7 +280,10 @@ def prepare_iemocap(
     ------
     FileNotFoundError
         When the corpus or a session is missing, saying where IEMOCAP comes from
-        and where to put it.
+        and where to put it (a :class:`~ssast_sb.data.options.MissingDataError`,
+        naming ``--data_folder``, when the corpus is).
+    ssast_sb.errors.OptionError
+        When a fold is not one of the sessions 1..5.
     ssast_sb.data.manifest.ClassLostError
         When a session has no utterance left of a class its labels list.
 
@@ -287,6 +293,7 @@ def prepare_iemocap(
     >>> prepare_iemocap(tempfile.mkdtemp(), tempfile.mkdtemp(), skip_prep=True) is None
     True
     """
+    folds = check_folds(folds, len(SESSIONS), "IEMOCAP (one per session)")
     if skip_prep:
         logger.info("Skipping IEMOCAP preparation (skip_prep=True)")
         return None
@@ -309,7 +316,9 @@ def prepare_iemocap(
             f"{REQUEST_URL} has Session1..Session5."
         )
 
-    rows, summary, dropped = _checked_sessions(release, sessions, on_bad_audio)
+    rows, summary, dropped = _checked_sessions(
+        release, sessions, on_bad_audio, Path(save_folder) / BAD_AUDIO_LIST
+    )
     class_counts = Counter()
     for session, session_csv in zip(sessions, stamp.outputs):
         session_rows = rows[f"session{session}"]
@@ -349,14 +358,14 @@ def _iemocap_stamp(data_folder, save_folder, sessions, on_bad_audio):
     )
 
 
-def _checked_sessions(release, sessions, on_bad_audio):
+def _checked_sessions(release, sessions, on_bad_audio, report_path):
     """Validated rows, counts and dropped labels per session; a lost class is an error."""
-    finder, rows, summary, dropped, listed = ListedFiles(), {}, {}, {}, {}
+    finder, listed_rows, dropped, listed = ListedFiles(), {}, {}, {}
     for session in sessions:
         name = f"session{session}"
-        session_rows, dropped[session] = _session_rows(release, session, finder)
-        listed[name] = Counter(row["label"] for row in session_rows)
-        rows[name], summary[name] = validate_audio_rows(session_rows, on_bad_audio)
+        listed_rows[name], dropped[session] = _session_rows(release, session, finder)
+        listed[name] = Counter(row["label"] for row in listed_rows[name])
+    rows, summary = validate_audio_splits(listed_rows, on_bad_audio, report_path=report_path)
     kept = {name: Counter(row["label"] for row in rows[name]) for name in rows}
     summary["short_classes"] = check_class_coverage(
         "IEMOCAP", f"the EmoEvaluation files of {release}", listed, kept

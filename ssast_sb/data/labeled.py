@@ -38,8 +38,11 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+from ssast_sb.errors import OptionError
+
 from .generic import AUDIO_EXTENSIONS
 from .manifest import (
+    BAD_AUDIO_LIST,
     ManifestError,
     PreparationStamp,
     find_files,
@@ -49,6 +52,7 @@ from .manifest import (
     validate_audio_rows,
     write_manifest_atomic,
 )
+from .options import MissingDataError
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +97,10 @@ def _rows_from_class_folders(folder, extensions):
             rows.append({"wav": str(path.absolute()), "label": class_folder.name})
             relative.append(path.relative_to(folder))
     if not rows:
-        raise FileNotFoundError(
-            f"No audio in {folder}: expected one sub-folder per class, "
-            f"{folder}/<label>/*.{{wav,flac,ogg,mp3}}, or a CSV/JSON list of path,label"
+        raise MissingDataError(
+            f"No audio in {folder} (--data): expected one sub-folder per class, "
+            f"{folder}/<label>/*.{{wav,flac,ogg,mp3}}; or pass as --data a CSV/JSON list of "
+            "path,label."
         )
     for row, utt_id in zip(rows, unique_ids(relative)):
         row["ID"] = utt_id
@@ -121,7 +126,10 @@ def _list_entries(source):
             raise ManifestError(f"{source} must hold a list of objects with a path and a label")
         columns = sorted({key for entry in data for key in entry})
         return data, columns, [f"{source}, entry {index}" for index in range(len(data))]
-    raise ValueError(f"{source} must be a folder, a .csv or a .json file")
+    raise OptionError(
+        f"--data {source} is neither a folder nor a .csv or .json list: pass a folder with one "
+        "sub-folder per class, or a CSV/JSON list with a path and a label column."
+    )
 
 
 def _rows_from_list(source, columns, separator):
@@ -312,6 +320,7 @@ def read_labeled(
     label_separator=";",
     extensions=AUDIO_EXTENSIONS,
     on_bad_audio="error",
+    report_path=None,
 ):
     """The clips of a labeled folder or list, their audio checked, nothing written.
 
@@ -328,6 +337,8 @@ def read_labeled(
         Audio extensions of a folder (matched in any case).
     on_bad_audio : {"error", "skip"}
         What to do with missing, unreadable, truncated or empty files.
+    report_path : str or pathlib.Path, optional
+        Where every bad file is listed when the error cannot name them all.
 
     Returns
     -------
@@ -340,8 +351,11 @@ def read_labeled(
 
     Raises
     ------
-    FileNotFoundError
-        When ``source`` does not exist, or a folder holds no audio in class folders.
+    ssast_sb.data.options.MissingDataError
+        A ``FileNotFoundError`` naming ``--data`` when ``source`` does not exist, or a
+        folder holds no audio in class folders.
+    ssast_sb.errors.OptionError
+        When ``source`` is a file but not a .csv or .json list.
     ManifestError
         When a list lacks a column, a row lacks a path or label, or a split is unknown.
 
@@ -364,8 +378,11 @@ def read_labeled(
     elif source.is_file():
         rows = _rows_from_list(source, columns, label_separator)
     else:
-        raise FileNotFoundError(f"Labeled audio not found: {source} (a folder, .csv or .json)")
-    return validate_audio_rows(rows, on_bad_audio)
+        raise MissingDataError(
+            f"Labeled audio not found: --data {source} does not exist. Pass a folder with one "
+            "sub-folder per class, or a .csv or .json list with a path and a label column."
+        )
+    return validate_audio_rows(rows, on_bad_audio, report_path=report_path)
 
 
 def assign_splits(rows, valid_ratio=0.1, test_ratio=0.1, seed=0):
@@ -483,7 +500,9 @@ def prepare_labeled(
     if stamp.is_current(force):
         return summarize_labeled(save_folder, label_separator)
     stamp.invalidate()
-    rows, checked = read_labeled(source, columns, label_separator, extensions, on_bad_audio)
+    rows, checked = read_labeled(
+        source, columns, label_separator, extensions, on_bad_audio, save_folder / BAD_AUDIO_LIST
+    )
     assignment = assign_splits(rows, valid_ratio, test_ratio, seed)
     has_speakers = all(row.get("speaker") for row in rows)
     fieldnames = FIELDNAMES + (["speaker"] if has_speakers else [])

@@ -27,7 +27,7 @@ from pathlib import Path, PurePath, PurePosixPath
 
 from tqdm import tqdm
 
-from ssast_sb.errors import UserError
+from ssast_sb.errors import OptionError, UserError
 from ssast_sb.fileio import atomic_open
 
 from .audio import (
@@ -721,6 +721,8 @@ def _row_duration_problem(row):
 
 #: Bad files named in one error message; the others are counted and listed in a file.
 SHOWN_BAD_FILES = 20
+#: That file's name, in a preparation's save folder.
+BAD_AUDIO_LIST = "bad_audio.txt"
 
 
 class BadAudioError(AudioError, ManifestError):
@@ -837,37 +839,85 @@ def validate_audio_rows(
     >>> [row["duration"] for row in good], summary["missing"]
     ([0.1], 1)
     """
-    if on_bad_audio not in BAD_AUDIO_POLICIES:
-        raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_POLICIES}, got {on_bad_audio!r}")
-    rows = list(rows)
-    summary = Counter({key: 0 for key in PROBLEMS})
-    good_rows, problems = [], []
-    for row in tqdm(rows, desc="Checking audio", unit="file", disable=len(rows) < 100):
-        try:
-            duration_problem = _row_duration_problem(row)
-            if duration_problem:
-                raise ManifestError(f"{duration_problem} (file {row['wav']})")
-            info = audio_info(row["wav"])
-            if decode_samples:
-                load_audio(row["wav"], target_sample_rate=None)
-        except (AudioError, ManifestError) as err:
-            problem = "bad_duration" if isinstance(err, ManifestError) else _problem_name(err)
-            message = f"Row {row['ID']!r}: {err}"
-            if on_bad_audio == "error":
-                problems.append((message, err))
-                continue
-            logger.warning("Skipping bad audio (%s). %s", problem, message)
-            summary[problem] += 1
-            continue
-        good_rows.append({**row, "duration": round(info.duration_s, 6)})
-    if problems:
-        raise bad_audio_error(problems, len(rows), skip_option, report_path)
+    kept, summaries = validate_audio_splits(
+        {"rows": rows}, on_bad_audio, decode_samples, report_path, skip_option
+    )
+    return kept["rows"], summaries["rows"]
 
-    summary = {"total": len(rows), "kept": len(good_rows), **summary}
-    skipped = summary["total"] - summary["kept"]
-    if skipped:
-        logger.warning("Skipped %d of %d rows with bad audio: %s", skipped, len(rows), summary)
-    return good_rows, summary
+
+def validate_audio_splits(
+    splits,
+    on_bad_audio="error",
+    decode_samples=False,
+    report_path=None,
+    skip_option="--on_bad_audio skip",
+):
+    """:func:`validate_audio_rows` of several splits, with one error naming every bad row of all.
+
+    Arguments
+    ---------
+    splits : dict
+        Split (fold, session, segment...) name to its rows.
+    on_bad_audio, decode_samples, report_path, skip_option
+        See :func:`validate_audio_rows`.
+
+    Returns
+    -------
+    tuple
+        ``(kept, summaries)``: per split, its usable rows and its summary.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> splits = {"train": [{"ID": "a", "wav": os.path.join(folder, "a.wav")}],
+    ...           "test": [{"ID": "b", "wav": os.path.join(folder, "b.wav")}]}
+    >>> try:
+    ...     validate_audio_splits(splits)
+    ... except AudioFileMissingError as error:
+    ...     print(str(error).splitlines()[0])
+    2 of 2 audio files cannot be used:
+    """
+    if on_bad_audio not in BAD_AUDIO_POLICIES:
+        raise OptionError(
+            f"--on_bad_audio {on_bad_audio} is not a policy: pass --on_bad_audio error (stop, "
+            "naming every bad file) or --on_bad_audio skip (leave them out)."
+        )
+    splits = {name: list(rows) for name, rows in splits.items()}
+    total = sum(len(rows) for rows in splits.values())
+    kept, summaries, problems = {}, {}, []
+    with tqdm(total=total, desc="Checking audio", unit="file", disable=total < 100) as bar:
+        for name, rows in splits.items():
+            summary = Counter({key: 0 for key in PROBLEMS})
+            kept[name] = []
+            for row in rows:
+                bar.update(1)
+                try:
+                    duration_problem = _row_duration_problem(row)
+                    if duration_problem:
+                        raise ManifestError(f"{duration_problem} (file {row['wav']})")
+                    info = audio_info(row["wav"])
+                    if decode_samples:
+                        load_audio(row["wav"], target_sample_rate=None)
+                except (AudioError, ManifestError) as err:
+                    kind = "bad_duration" if isinstance(err, ManifestError) else _problem_name(err)
+                    message = f"Row {row['ID']!r}: {err}"
+                    if on_bad_audio == "error":
+                        problems.append((message, err))
+                    else:
+                        logger.warning("Skipping bad audio (%s). %s", kind, message)
+                        summary[kind] += 1
+                    continue
+                kept[name].append({**row, "duration": round(info.duration_s, 6)})
+            summaries[name] = {"total": len(rows), "kept": len(kept[name]), **summary}
+            skipped = len(rows) - len(kept[name])
+            if skipped and not problems:
+                logger.warning(
+                    "Skipped %d of %d rows with bad audio: %s", skipped, len(rows), summaries[name]
+                )
+    if problems:
+        raise bad_audio_error(problems, total, skip_option, report_path)
+    return kept, summaries
 
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")

@@ -48,11 +48,12 @@ from pathlib import Path
 
 import soundfile as sf
 
-from ssast_sb.errors import UserError
+from ssast_sb.errors import OptionError, UserError
 
 from .audio import audio_info, load_audio
 from .esc50 import download_and_extract
 from .manifest import (
+    BAD_AUDIO_LIST,
     ManifestError,
     PreparationStamp,
     atomic_open,
@@ -62,9 +63,10 @@ from .manifest import (
     remove_obsolete,
     resolved_path,
     unique_ids,
-    validate_audio_rows,
+    validate_audio_splits,
     write_manifest_atomic,
 )
+from .options import MissingDataError
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +183,7 @@ def check_release_version(data_folder, version):
     raise DatasetVersionError(
         f"Speech Commands version mismatch: version {version} ({wanted}) was asked for, but "
         f"{holder} is the version {3 - version} release. Run with --version {3 - version} "
-        f"(task v1_ks12 uses version 1, v2_35 version 2), or point data_folder at a folder "
+        f"(task v1_ks12 uses version 1, v2_35 version 2), or pass as --data_folder a folder "
         f"that holds {wanted}. Nothing was downloaded."
     )
 
@@ -192,11 +194,13 @@ def _find_release(data_folder, version):
     for candidate in candidates:
         if _has_split_lists(candidate):
             return candidate
-    raise FileNotFoundError(
+    raise MissingDataError(
         f"Speech Commands v0.0{version} not found: no validation_list.txt and testing_list.txt "
-        f"in {candidates[0]} or {candidates[1]}. Download {DOWNLOAD_URLS[version]} (or call "
+        f"in {candidates[0]} or {candidates[1]} (--data_folder {data_folder}). Pass --download "
+        f"True to download it there, or download {DOWNLOAD_URLS[version]} (or call "
         f"download_speech_commands({str(data_folder)!r}, version={version})) and extract it "
-        f"into {candidates[0]}, which gives {candidates[0]}/<word>/<hash>_nohash_<n>.wav."
+        f"into {candidates[0]}, which gives {candidates[0]}/<word>/<hash>_nohash_<n>.wav; or "
+        "pass the --data_folder that holds it."
     )
 
 
@@ -378,11 +382,19 @@ def _speech_commands_stamp(data_folder, save_folder, version, task, on_bad_audio
 def _check_arguments(version, task):
     """Refuse unknown tasks and versions, and a task on a release it is not defined on."""
     if task not in TASKS:
-        raise ValueError(f"Unknown Speech Commands task {task!r}; choose from {TASKS}")
+        raise OptionError(
+            f"Unknown Speech Commands task --task {task}: pass --task {' or --task '.join(TASKS)}."
+        )
     if version not in RELEASE_FOLDERS:
-        raise ValueError(f"Speech Commands version must be 1 or 2, got {version!r}")
+        raise OptionError(
+            f"--version {version}: the Speech Commands versions are 1 and 2; pass --version 2 "
+            "(task v2_35) or --version 1 (task v1_ks12)."
+        )
     if task == "v2_35" and version != 2:
-        raise ValueError("Task 'v2_35' is defined on Speech Commands version 2")
+        raise OptionError(
+            "Task 'v2_35' is defined on Speech Commands version 2: pass --version 2 with "
+            "--task v2_35, or --task v1_ks12 on version 1."
+        )
     if task == "v1_ks12" and version != 1:
         logger.warning(
             "SUPERB keyword spotting uses Speech Commands v1; preparing it on v%d", version
@@ -400,12 +412,10 @@ def _silence_rows(release, save_folder, version):
     return cut_silence_segments(noise_folder, save_folder / "speech_commands_silence")
 
 
-def _checked_splits(rows, listed, release, task, on_bad_audio):
+def _checked_splits(rows, listed, release, task, on_bad_audio, report_path):
     """Validated rows and counts per split; a class lost from a split is an error."""
-    kept, summary = {}, {}
-    for split in SPLITS:
-        split_rows = [row for row_split, row in rows if row_split == split]
-        kept[split], summary[split] = validate_audio_rows(split_rows, on_bad_audio)
+    by_split = {split: [row for row_split, row in rows if row_split == split] for split in SPLITS}
+    kept, summary = validate_audio_splits(by_split, on_bad_audio, report_path=report_path)
     counts = {split: Counter(row["label"] for row in kept[split]) for split in SPLITS}
     # Training needs every class (the label encoder is fitted on it), the others their own.
     required = {split: set(listed[split]) for split in SPLITS}
@@ -486,6 +496,8 @@ def prepare_speech_commands(
         missing, saying what to download and where to put it.
     DatasetVersionError
         When ``data_folder`` holds the other version's release.
+    ssast_sb.errors.OptionError
+        When ``task`` or ``version`` is unknown, or ``v2_35`` is asked of version 1.
     ssast_sb.data.manifest.ClassLostError
         When a split has no clip left of a class it lists.
 
@@ -519,7 +531,9 @@ def prepare_speech_commands(
     for split, row in silence:
         listed[split][SILENCE] += 1
 
-    kept, summary, counts = _checked_splits(rows, listed, release, task, on_bad_audio)
+    kept, summary, counts = _checked_splits(
+        rows, listed, release, task, on_bad_audio, save_folder / BAD_AUDIO_LIST
+    )
     num_classes = len(counts["train"])
     if num_classes != TASK_CLASSES[task]:
         logger.warning(

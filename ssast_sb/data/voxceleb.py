@@ -33,15 +33,17 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from .manifest import (
+    BAD_AUDIO_LIST,
     ListedFiles,
     ManifestError,
     PreparationStamp,
     check_class_coverage,
     remove_obsolete,
     resolved_path,
-    validate_audio_rows,
+    validate_audio_splits,
     write_manifest_atomic,
 )
+from .options import MissingDataError
 
 logger = logging.getLogger(__name__)
 
@@ -102,17 +104,18 @@ def _find_inputs(data_folder):
     """The ``wav`` folder and the split file, with errors that say where to get them."""
     wav_folder = data_folder / "wav"
     if not wav_folder.is_dir():
-        raise FileNotFoundError(
-            f"VoxCeleb1 audio not found: {wav_folder}. VoxCeleb1 is distributed after "
-            f"registration at {DOWNLOAD_URL}: download the dev and test wav archives and "
-            f"extract both into {data_folder}, which gives {wav_folder}/idXXXXX/<video>/*.wav."
+        raise MissingDataError(
+            f"VoxCeleb1 audio not found: {wav_folder} (--data_folder {data_folder}). VoxCeleb1 is "
+            f"distributed after registration at {DOWNLOAD_URL}: download the dev and test wav "
+            f"archives and extract both into {data_folder}, which gives "
+            f"{wav_folder}/idXXXXX/<video>/*.wav; or pass the --data_folder that holds wav/."
         )
     for candidate in (data_folder / IDEN_SPLIT_FILE, data_folder / "meta" / IDEN_SPLIT_FILE):
         if candidate.is_file():
             return wav_folder, candidate
-    raise FileNotFoundError(
-        f"{IDEN_SPLIT_FILE} not found in {data_folder} (or its meta/). Download it from "
-        f"{IDEN_SPLIT_URL} and put it at {data_folder / IDEN_SPLIT_FILE}."
+    raise MissingDataError(
+        f"{IDEN_SPLIT_FILE} not found in {data_folder} (or its meta/), the --data_folder. "
+        f"Download it from {IDEN_SPLIT_URL} and put it at {data_folder / IDEN_SPLIT_FILE}."
     )
 
 
@@ -244,9 +247,12 @@ def prepare_voxceleb1_identification(
         )
 
     summary = {"listed": len(entries), "not_found": len(not_found)}
-    kept = {}
-    for split in SPLITS:
-        kept[split], summary[split] = validate_audio_rows(rows[split], on_bad_audio)
+    kept, checked = validate_audio_splits(
+        {split: rows[split] for split in SPLITS},
+        on_bad_audio,
+        report_path=save_folder / BAD_AUDIO_LIST,
+    )
+    summary.update(checked)
     summary["short_classes"], counts = _check_speakers(entries, kept, split_file)
     for split, split_csv in zip(SPLITS, stamp.outputs):
         write_manifest_atomic(kept[split], split_csv, FIELDNAMES)
