@@ -232,3 +232,51 @@ def test_dataset_options_are_named(tmp_path):
     rows = [{"label": label} for label in "aab"]
     with pytest.raises(OptionError, match="--shots 2: .*Pass --shots 1 or fewer"):
         draw_shots(rows, 2, seed=0)
+
+
+# ---------------------------------------------------------------- as a user runs them
+
+
+def _pretrain_recipe(*options):
+    """``recipes/pretrain/train.py`` with ``pretrain_frame_tiny.yaml``: exit status and stderr."""
+    import os
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        str(ROOT / "recipes" / "pretrain" / "train.py"),
+        str(PRETRAIN_YAML),
+        "--noprogressbar",
+        *[str(option) for option in options],
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_the_pretraining_recipe_names_the_option_of_each_error(libri_root, tmp_path):
+    out = ["--output_folder", tmp_path / "out", "--num_workers", 0]
+    # No --audioset_folder: the YAML's comment says null leaves AudioSet out.
+    message = _pretrain_recipe(*out, "--librispeech_folder", libri_root)
+    assert "--audioset_folder (the AudioSet folder, or null to pretrain without AudioSet)" in (
+        message
+    )
+    libri_only = [*out, "--audioset_folder", "null", "--librispeech_folder", libri_root]
+    # No validation source at all.
+    message = _pretrain_recipe(*libri_only)
+    assert "--librispeech_valid_splits" in message and "--valid_source" in message
+    # train-clean-360 and train-other-500 (the YAML's default) are not on disk.
+    libri_only += ["--valid_source", libri_root]
+    message = _pretrain_recipe(*libri_only)
+    assert "--librispeech_train_splits" in message and "train-clean-360" in message
+    assert '--librispeech_train_splits "[train-clean-100]"' in message
+    splits = ["--librispeech_train_splits", "[train-clean-100]"]
+    # 400 masked patches of a 128-frame input (64 frame patches): before any data is read.
+    message = _pretrain_recipe(*libri_only, *splits, "--target_frames", 128)
+    assert "--num_masked 400 is more than the input can mask" in message
+    assert "Pass --num_masked 64 --valid_num_masked 64 (or fewer)" in message
+    assert "--target_frames 800 or more" in message
+    assert not list((tmp_path / "out").glob("save/*.csv"))  # nothing was prepared
