@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssast_sb.batch_padding import clip_tokens, own_patches
 from ssast_sb.errors import OptionError
+from ssast_sb.padding import valid_patches
 from ssast_sb.pos_embed import patch_grid
 
 #: Width, heads and depth of the DeiT backbones used by SSAST (docs/fidelity.md b.1).
@@ -187,13 +189,15 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
         self.proj = nn.Linear(embed_dim, embed_dim)
 
-    def forward(self, tokens):
-        """Attends over ``(B, L, D)`` tokens.
+    def forward(self, tokens, key_mask=None):
+        """Attends over ``(B, L, D)`` tokens, each to the keys of ``key_mask`` only when given.
 
         Query, key and value are projected by the three row blocks of the fused
         ``qkv`` weight, each straight into a ``(B, L, heads, D/heads)`` tensor that
         SDPA reads through a transposed view: neither pass copies activations to
         change their layout (the fused projection did, forward and backward).
+        ``key_mask`` ``(B, L)`` bool: the keys each row may attend to (the tokens
+        of its own clip in a padded batch, :mod:`ssast_sb.batch_padding`).
         """
         batch, length, width = tokens.shape
         heads = (batch, length, self.num_heads, width // self.num_heads)
@@ -203,7 +207,8 @@ class Attention(nn.Module):
             F.linear(tokens, weight, bias).view(heads).transpose(1, 2)
             for weight, bias in zip(weights, biases)
         )
-        attended = F.scaled_dot_product_attention(query, key, value)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         return self.proj(attended.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -258,9 +263,9 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dim, eps=1e-6)
         self.mlp = Mlp(embed_dim, int(embed_dim * mlp_ratio))
 
-    def forward(self, tokens):
-        """Applies attention then the MLP, each with a residual."""
-        tokens = tokens + self.attn(self.norm1(tokens))
+    def forward(self, tokens, key_mask=None):
+        """Applies attention (to the keys of ``key_mask``), then the MLP, each with a residual."""
+        tokens = tokens + self.attn(self.norm1(tokens), key_mask)
         return tokens + self.mlp(self.norm2(tokens))
 
 
@@ -342,7 +347,9 @@ class SSASTEncoder(nn.Module):
         self._check_input(spectrogram)
         return self.patch_embed(spectrogram.transpose(1, 2).unsqueeze(1))
 
-    def forward(self, spectrogram, mask_index=None, mask_embed=None, return_layers=False):
+    def forward(
+        self, spectrogram, mask_index=None, mask_embed=None, return_layers=False, num_frames=None
+    ):
         """Encodes a spectrogram, optionally replacing masked patches first.
 
         Arguments
@@ -355,6 +362,10 @@ class SSASTEncoder(nn.Module):
             ``(1, 1, D)`` learned mask token.
         return_layers : bool
             Also return every block's output (before the final norm).
+        num_frames : torch.Tensor, optional
+            ``(B,)`` frames of each clip of a padded variable-length batch: every
+            token then attends only to the tokens of its own clip (see
+            :meth:`attention_mask`). Ignored in fixed-length mode.
 
         Returns
         -------
@@ -366,10 +377,79 @@ class SSASTEncoder(nn.Module):
         patches = self.embed_patches(spectrogram)
         if mask_index is not None:
             patches = replace_masked(patches, mask_index, mask_embed)
-        return self.encode_tokens(patches, return_layers=return_layers)
+        key_mask = self.attention_mask(num_frames, spectrogram.shape[1])
+        return self.encode_tokens(patches, return_layers=return_layers, key_mask=key_mask)
 
-    def encode_tokens(self, patch_tokens, return_layers=False):
-        """Runs class tokens, position embedding, blocks and norm on ``(B, N, D)``."""
+    def own_patches(self, num_frames, frames):
+        """``(B, N)`` bool: the patches each clip of a ``frames``-long batch has alone.
+
+        See :func:`ssast_sb.batch_padding.own_patches`.
+        """
+        cfg = self.config
+        return own_patches(num_frames, self.input_grid(frames), cfg.tshape, cfg.tstride)
+
+    def pooled_patches(self, num_frames, frames):
+        """``(B, N)`` bool: the patches mean pooling averages for clips of ``num_frames`` frames.
+
+        Those that start inside the clip's frames (the original averages every
+        patch of its padded input: its callers pass no ``num_frames``), and in
+        variable-length mode only among the clip's own (:meth:`own_patches`).
+
+        Example
+        -------
+        >>> cfg = EncoderConfig(embed_dim=4, depth=1, num_heads=1, input_tdim=64,
+        ...                     variable_length=True)
+        >>> SSASTEncoder(cfg).pooled_patches(torch.tensor([64, 20]), 64).sum(dim=1)
+        tensor([32,  8])
+        """
+        valid = valid_patches(num_frames, self.input_grid(frames), self.config.tstride)
+        if self.config.variable_length:
+            valid = valid & self.own_patches(num_frames, frames)
+        return valid
+
+    def attention_mask(self, num_frames, frames, always=False):
+        """The keys each token of a padded variable-length batch may attend to, or None.
+
+        None in fixed-length mode (every clip padded to the input, as the
+        original), without ``num_frames``, and, unless ``always`` (a traced
+        graph), when no clip of the batch is padded (attention needs no mask).
+
+        Arguments
+        ---------
+        num_frames : torch.Tensor or None
+            ``(B,)`` frames of each clip.
+        frames : int
+            Frames of the batch.
+        always : bool
+            Return the mask even when it masks nothing.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``(B, 2 + N)`` bool.
+
+        Example
+        -------
+        >>> cfg = EncoderConfig(embed_dim=4, depth=1, num_heads=1, input_tdim=64,
+        ...                     variable_length=True)
+        >>> SSASTEncoder(cfg).attention_mask(torch.tensor([64, 32]), 64).sum(dim=1)
+        tensor([34, 18])
+        >>> SSASTEncoder(cfg).attention_mask(torch.tensor([64, 64]), 64) is None
+        True
+        """
+        if num_frames is None or not self.config.variable_length:
+            return None
+        own = self.own_patches(num_frames, frames)
+        # A traced graph (ONNX) keeps the mask: the shortcut would depend on the example.
+        if not (always or torch.jit.is_tracing()) and bool(own.all()):
+            return None
+        return clip_tokens(own, self.num_class_tokens)
+
+    def encode_tokens(self, patch_tokens, return_layers=False, key_mask=None):
+        """Runs class tokens, position embedding, blocks and norm on ``(B, N, D)``.
+
+        ``key_mask`` ``(B, 2 + N)``: the keys each row attends to (all without it).
+        """
         batch = patch_tokens.shape[0]
         tokens = torch.cat(
             (
@@ -382,7 +462,7 @@ class SSASTEncoder(nn.Module):
         tokens = tokens + self.position_embedding(patch_tokens.shape[1])
         layers = []
         for block in self.blocks:
-            tokens = block(tokens)
+            tokens = block(tokens, key_mask)
             if return_layers:
                 layers.append(tokens)
         tokens = self.norm(tokens)

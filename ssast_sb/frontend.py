@@ -14,6 +14,8 @@ import logging
 import torch
 import torchaudio
 
+from ssast_sb.batch_padding import MIN_FRAMES
+
 logger = logging.getLogger(__name__)
 
 #: The sample rate every SSAST model was trained on.
@@ -131,10 +133,6 @@ def resample_to(waveforms, sample_rate, target_rate=SAMPLE_RATE, source="audio")
         return waveforms
     logger.info("Resampling %s from %d Hz to %d Hz", source, sample_rate, target_rate)
     return torchaudio.functional.resample(waveforms, int(sample_rate), int(target_rate))
-
-
-#: Shortest batch of a variable-length frontend: one 16x16 patch.
-MIN_FRAMES = 16
 
 
 class SSASTFbank(torch.nn.Module):

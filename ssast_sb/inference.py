@@ -298,7 +298,10 @@ class SSASTAudioClassifier(OnceWarnings, Pretrained):
         self._warn_if_cut(wavs, wav_lens, "extract_features")
         wavs = wavs.to(self.device).float()
         features = self.mods.compute_features(wavs, wav_lens).to(self.device)
-        return self.mods.embedding_model.tokens(features, return_layers=return_layers)
+        num_frames = self.mods.compute_features.real_frames(row_samples(wavs, wav_lens))
+        return self.mods.embedding_model.tokens(
+            features, return_layers=return_layers, num_frames=num_frames.to(self.device)
+        )
 
 
 #: The template of an inference folder's ``hyperparams.yaml``, shipped with the package.

@@ -21,6 +21,7 @@ Authors
 
 import torch
 
+from ssast_sb.batch_padding import counted_frames
 from ssast_sb.checkpoints import task_encoder
 from ssast_sb.encoder import EncoderConfig, SSASTEncoder, pool_tokens
 from ssast_sb.models import LayerWeightedClassifier, SSASTClassifier
@@ -145,8 +146,11 @@ class EmbeddingView(torch.nn.Module):
     pool_real_audio : bool
         Average only the patches of real audio when the caller gives the real
         frames (``num_frames``), as the model was fine-tuned with
-        ``pool_real_audio``. SpeechBrain's ``EncoderClassifier`` gives no frame
-        counts, so it pools every patch; ``SSASTAudioClassifier`` gives them.
+        ``pool_real_audio``. With those frames a variable-length batch also
+        attends within each clip (:mod:`ssast_sb.batch_padding`): a clip's
+        embedding does not depend on its batch. SpeechBrain's
+        ``EncoderClassifier`` gives no frame counts, so it pools every patch;
+        ``SSASTAudioClassifier`` gives them.
 
     Example
     -------
@@ -165,13 +169,18 @@ class EmbeddingView(torch.nn.Module):
 
     def forward(self, features, lengths=None, num_frames=None):
         """Pooled clip embeddings with a singleton time axis."""
-        if self.pool_real_audio and num_frames is not None:
-            return self.model.embed(features, num_frames).unsqueeze(1)
-        return self.model.embed(features).unsqueeze(1)
+        if num_frames is not None:
+            variable = self.model.encoder.config.variable_length
+            num_frames = counted_frames(num_frames, self.pool_real_audio, variable)
+        return self.model.embed(features, num_frames).unsqueeze(1)
 
-    def tokens(self, features, return_layers=False):
-        """The encoder's patch/frame tokens (class tokens first), and every layer's on request."""
-        return self.model.encoder(features, return_layers=return_layers)
+    def tokens(self, features, return_layers=False, num_frames=None):
+        """The encoder's patch/frame tokens (class tokens first), and every layer's on request.
+
+        With ``num_frames`` (each row's frames), a variable-length batch attends
+        within each row: the tokens of a row's own patches do not depend on its batch.
+        """
+        return self.model.encoder(features, return_layers=return_layers, num_frames=num_frames)
 
 
 class HeadView(torch.nn.Module):

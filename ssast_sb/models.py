@@ -379,9 +379,11 @@ class SSASTClassifier(nn.Module):
         spectrogram : torch.Tensor
             ``(B, T, F)`` features.
         num_frames : torch.Tensor, optional
-            ``(B,)`` real frames per clip: mean pooling then averages only the
-            patches that hold real audio (a departure from the original, which
-            averages the padding's patches too).
+            ``(B,)`` frames per clip (:func:`ssast_sb.batch_padding.counted_frames`):
+            mean pooling then averages only the patches that start inside them (a
+            departure from the original, which averages the padding's patches
+            too), and in a variable-length batch every token attends to its own
+            clip's tokens only, so that a clip's output does not depend on its batch.
 
         Returns
         -------
@@ -390,11 +392,9 @@ class SSASTClassifier(nn.Module):
         """
         valid = None
         if num_frames is not None:
-            grid = self.encoder.input_grid(spectrogram.shape[1])
-            valid = valid_patches(num_frames, grid, self.encoder.config.tstride)
-        return pool_tokens(
-            self.encoder(spectrogram), self.pooling, self.encoder.num_class_tokens, valid
-        )
+            valid = self.encoder.pooled_patches(num_frames, spectrogram.shape[1])
+        tokens = self.encoder(spectrogram, num_frames=num_frames)
+        return pool_tokens(tokens, self.pooling, self.encoder.num_class_tokens, valid)
 
     def classify_embedding(self, embedding):
         """Logits from pooled embeddings (any leading shape)."""
@@ -455,22 +455,22 @@ class LayerWeightedClassifier(nn.Module):
         spectrogram : torch.Tensor
             ``(B, T, F)`` features.
         num_frames : torch.Tensor, optional
-            ``(B,)`` real frames per clip: the mean then covers the class tokens
-            and the patches of real audio only (a departure; s3prl averages every
-            token of the padded input).
+            ``(B,)`` frames per clip (:func:`ssast_sb.batch_padding.counted_frames`):
+            the mean then covers the class tokens and the patches inside them
+            only (a departure; s3prl averages every token of the padded input),
+            and a variable-length batch attends within each clip.
 
         Returns
         -------
         torch.Tensor
         """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_upstream):
-            _, layers = self.encoder(spectrogram, return_layers=True)
+            _, layers = self.encoder(spectrogram, return_layers=True, num_frames=num_frames)
         weights = self.layer_weights.softmax(dim=0)
         projected = self.projector(torch.einsum("l,lbtd->btd", weights, torch.stack(layers)))
         if num_frames is None:
             return projected.mean(dim=1)
-        grid = self.encoder.input_grid(spectrogram.shape[1])
-        patches = valid_patches(num_frames, grid, self.encoder.config.tstride)
+        patches = self.encoder.pooled_patches(num_frames, spectrogram.shape[1])
         tokens = torch.ones(patches.shape[0], self.encoder.num_class_tokens, dtype=torch.bool)
         keep = torch.cat([tokens.to(patches.device), patches], dim=1).unsqueeze(-1)
         return (projected * keep).sum(dim=1) / keep.sum(dim=1)

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ssast_sb.augment import draw_mixup_lambda, mixup_waveforms
+from ssast_sb.batch_padding import counted_frames
 from ssast_sb.brains.common import (
     GlobalNormClipping,
     RunningMeans,
@@ -260,13 +261,23 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
         return self.clip_logits(wavs, lens, stage), targets
 
     def clip_logits(self, wavs, lens, stage):
-        """Logits of one model input per clip: the frontend pads or cuts each clip."""
+        """Logits of one model input per clip: the frontend pads or cuts each clip.
+
+        With real-audio pooling, or in variable-length mode (a batch padded to its
+        longest clip), the model is given each clip's frames
+        (:func:`ssast_sb.batch_padding.counted_frames`): it pools over them and
+        attends within each clip, so that a clip's logits do not depend on the
+        clips it shares a batch with.
+        """
         features = self.featurize(wavs, lens, stage)
-        if self.hparams.pool_real_audio:
-            samples = (lens * wavs.shape[1]).round().long()
-            num_frames = self.hparams.frontend.real_frames(samples).to(features.device)
-            return self.modules.model(features, num_frames)
-        return self.modules.model(features)
+        frontend = self.hparams.frontend
+        samples = (lens * wavs.shape[1]).round().long()
+        num_frames = counted_frames(
+            frontend.real_frames(samples), self.hparams.pool_real_audio, frontend.variable_length
+        )
+        if num_frames is None:
+            return self.modules.model(features)
+        return self.modules.model(features, num_frames.to(features.device))
 
     def windowed_logits(self, wavs, lens):
         """Evaluation by windows (``eval_windows``, a departure): every frame of a long clip counts.

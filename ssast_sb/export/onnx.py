@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ssast_sb.batch_padding import counted_frames
 from ssast_sb.encoder import Attention, pool_tokens
 from ssast_sb.fileio import atomic_open
-from ssast_sb.padding import valid_patches
 
 #: The ONNX opset written (SDPA is traced as MatMul/Softmax, LayerNorm as one op).
 OPSET = 17
@@ -73,15 +73,16 @@ class SplitAttention(torch.nn.Module):
             layer.bias.data.copy_(bias)
         self.proj = copy.deepcopy(attention.proj)
 
-    def forward(self, tokens):
-        """Attends over ``(B, L, D)`` tokens."""
+    def forward(self, tokens, key_mask=None):
+        """Attends over ``(B, L, D)`` tokens (to the keys of ``key_mask`` when given)."""
         batch, length, width = tokens.shape
         heads = (batch, length, self.num_heads, width // self.num_heads)
         query, key, value = (
             layer(tokens).view(heads).transpose(1, 2)
             for layer in (self.query, self.key, self.value)
         )
-        attended = F.scaled_dot_product_attention(query, key, value)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
         return self.proj(attended.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -139,15 +140,20 @@ class ExportGraph(torch.nn.Module):
         return self.model.encoder if self.is_classifier else self.model
 
     def forward(self, spectrogram, num_frames):
-        """``(logits, embedding)`` of a classifier, ``(embedding, tokens)`` of an encoder."""
-        num_frames = num_frames if self.pool_real_audio else None
+        """``(logits, embedding)`` of a classifier, ``(embedding, tokens)`` of an encoder.
+
+        A variable-length graph attends within each row's own frames
+        (:mod:`ssast_sb.batch_padding`), so that a row's outputs do not depend on
+        the rows it is batched with.
+        """
+        num_frames = counted_frames(
+            num_frames, self.pool_real_audio, self.encoder.config.variable_length
+        )
         if self.is_classifier:
             embedding = self.model.embed(spectrogram, num_frames)
             return self.model.classify_embedding(embedding), embedding
-        tokens = self.model(spectrogram)
-        valid = valid_patches(
-            num_frames, self.model.input_grid(spectrogram.shape[1]), self.model.config.tstride
-        )
+        tokens = self.model(spectrogram, num_frames=num_frames)
+        valid = self.model.pooled_patches(num_frames, spectrogram.shape[1])
         return pool_tokens(tokens, "mean", self.model.num_class_tokens, valid), tokens
 
 
