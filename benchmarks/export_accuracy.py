@@ -20,7 +20,9 @@ backend through the same interface (``classify_file``:
 :class:`ssast_sb.onnx_inference.ONNXAudioClassifier` for ONNX). It prints, per
 backend, the test accuracy, its change from torch in points, the share of
 clips whose prediction equals torch's and the largest difference of
-log-probabilities, and writes ``accuracy.md`` and ``accuracy.json`` to ``--output``
+log-probabilities, beside the fine-tuning run's own test accuracy (its batched
+evaluation: the same figure, since a clip's output does not depend on its batch),
+and writes ``accuracy.md`` and ``accuracy.json`` to ``--output``
 (the fine-tuning run, the exports and the logs go to ``<output>/work/``).
 
 Authors
@@ -147,8 +149,14 @@ def main(argv=None):
             "seconds": round(seconds, 1),
         }
         print(f"{name:>9}: {json.dumps(results[name])}", flush=True)
+    in_run = None
+    if command is not None:  # the fine-tuning run's own test accuracy, from its batched evaluation
+        run_results = json.loads((model.parent / "results.json").read_text(encoding="utf-8"))
+        in_run = round(run_results["test"]["acc"], 4)
+        print(f"   in-run: test accuracy {in_run} (the fine-tuning run's batched test)", flush=True)
     summary = {
         "model": str(model),
+        "in_run_test_accuracy": in_run,
         "finetune_command": command,
         "finetune_minutes": None if minutes is None else round(minutes, 1),
         "task": f"{Path(args.manifest).parent.name} {args.label_column}, {args.split} split",
@@ -171,6 +179,12 @@ def main(argv=None):
             f"| {name} | {entry['accuracy']:.4f} | {entry['change_points']:+.2f} | "
             f"{entry['same_prediction_as_torch']:.4f} | {entry['max_abs_log_prob_diff']:.2e} |"
         )
+    if in_run is not None:
+        lines += [
+            "",
+            f"The fine-tuning run's own test accuracy (its batched evaluation, in "
+            f"`{model.parent}/results.json`): {in_run:.4f}.",
+        ]
     (output / "accuracy.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(json.dumps(summary))
     return summary

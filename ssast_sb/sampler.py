@@ -167,7 +167,9 @@ def classification_loader_options(hparams, dataset, train):
     hparams : dict
         ``dataloader_opts``, ``dynamic_batching``, ``max_batch_length_s``,
         ``num_buckets``, ``balanced_sampling``, ``multi_label``,
-        ``label_separator``, ``label_column`` and ``seed``.
+        ``label_separator``, ``label_column`` and ``seed``; optionally ``drop_last``
+        (the training loader drops the last partial batch, as the original's;
+        batches grouped by duration keep every clip).
     dataset : DynamicItemDataset
         The split.
     train : bool
@@ -196,8 +198,10 @@ def classification_loader_options(hparams, dataset, train):
         )
     if not train:
         return loader
+    # The original's training loaders drop the last partial batch (its run.py).
+    drop_last = bool(hparams.get("drop_last", False))
     if not hparams["balanced_sampling"]:
-        return dict(loader, shuffle=True, drop_last=False)
+        return dict(loader, shuffle=True, drop_last=drop_last)
     separator = hparams["label_separator"] if hparams["multi_label"] else None
     column = hparams["label_column"]
     labels = [
@@ -207,4 +211,4 @@ def classification_loader_options(hparams, dataset, train):
     sampler = ReproducibleWeightedRandomSampler(
         balanced_weights(labels), num_samples=len(labels), replacement=True, seed=hparams["seed"]
     )
-    return dict(loader, sampler=sampler, drop_last=False)
+    return dict(loader, sampler=sampler, drop_last=drop_last)

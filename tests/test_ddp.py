@@ -88,6 +88,8 @@ def test_two_process_pretraining_runs_once(shared_dir, tmp_path):
         "20",
         "--valid_num_masked",
         "20",
+        "--passes",
+        "null",
         "--steps_per_epoch",
         "4",
         "--number_of_epochs",

@@ -541,6 +541,7 @@ def _pretrain_with_the_recipe(shared_dir, folder):
         "number_of_epochs": 1,
         "batch_size": 8,
         "warmup": False,
+        "passes": "null",
     }
     command = [
         sys.executable,
@@ -575,6 +576,7 @@ def test_fsdd_speaker_id_learns_from_our_pretrained_checkpoint(shared_dir, tmp_p
         target_frames=64,
         tstride=2,
         number_of_epochs=4,
+        total_steps=None,
         lr=5.0e-4,
         grad_accumulation_factor=1,
     )
@@ -597,6 +599,7 @@ def test_emodb_emotion_learns_from_scratch(shared_dir, tmp_path):
         target_frames=200,
         tstride=2,
         number_of_epochs=5,
+        total_steps=None,
         lr=2.0e-4,
         grad_accumulation_factor=1,
     )

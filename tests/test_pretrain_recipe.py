@@ -32,6 +32,7 @@ def _command(output, shared_dir, **overrides):
         "target_frames": 64,
         "num_masked": 25,
         "valid_num_masked": 25,
+        "passes": "null",
     }
     options.update(overrides)
     command = [sys.executable, str(RECIPE), str(ROOT / "hparams" / "pretrain_frame_tiny.yaml")]

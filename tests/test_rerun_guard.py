@@ -143,6 +143,7 @@ def test_cross_validation_folds_run_one_at_a_time_never_meet(shared_dir, tmp_pat
     common = [
         *("--data_folder", data, "--output_folder", output, "--pretrained_path", "null"),
         *("--model_size", "tiny", "--target_frames", "128", "--number_of_epochs", "1"),
+        *("--total_steps", "null"),
         *("--dataloader_opts", "{batch_size: 4, num_workers: 0}"),
     ]
     _ok(_run("iemocap", "iemocap.yaml", *common, "--folds", "[1]"))
@@ -192,6 +193,7 @@ def _pretraining_options(shared_dir, tmp_path, output, **changes):
         "batch_size": 8,
         "warmup_steps": 4,
         "warmup_interval": 1,
+        "passes": "null",
         **changes,
     }
     return [item for key, value in options.items() for item in (f"--{key}", value)]

@@ -9,8 +9,9 @@ cross-entropy or binary cross-entropy, and the best checkpoint chosen on the
 validation metric (accuracy, or mAP for multi-label tasks).
 
 One departure: a mixup partner is drawn from the same batch rather than from
-the whole dataset (batches are shuffled, so the partner is still a uniformly
-random clip).
+the whole dataset (batches are shuffled, so the partner is a random clip of the
+epoch, but one of the batch's); it is read from the batch as it came, so every
+mix holds two unmixed clips, as the original's.
 
 Hyperparameters read from the YAML: ``model``, ``frontend`` (an
 :class:`~ssast_sb.frontend.SSASTFbank`), ``augmentation`` (a
@@ -22,7 +23,9 @@ departure; the original averages the padding's patches too), ``eval_windows``
 departure; the original cuts them), ``warmup``,
 ``warmup_steps``, ``warmup_interval``, ``lr_milestones``, ``lr_decay``, optionally
 ``lr_schedule`` (``milestones``, the default, or ``cosine`` with ``warmup_fraction``),
-``keep_checkpoints``, ``seed``, ``train_logger`` and ``epoch_counter``.
+``keep_checkpoints``, ``seed``, ``train_logger`` and ``epoch_counter``; optionally
+``total_steps`` (a run length in optimiser steps, the SUPERB recipes': the last
+epoch ends at the budget) and ``drop_last`` (read by the training loader).
 
 Authors
  * ssast-sb contributors
@@ -30,7 +33,6 @@ Authors
 
 import json
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -194,11 +196,10 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
                 milestones=list(self.hparams.lr_milestones),
                 gamma=self.hparams.lr_decay,
             )
-        batches = getattr(self, "train_batches", None)
-        if not batches:
+        steps_per_epoch = self.steps_per_epoch
+        if not steps_per_epoch:
             raise ValueError("lr_schedule: cosine needs a training loader with a length")
-        steps_per_epoch = math.ceil(batches / self.grad_accumulation_factor)
-        total = max(1, self.hparams.epoch_counter.limit * steps_per_epoch)
+        total = max(1, self.step_budget or self.hparams.epoch_counter.limit * steps_per_epoch)
         warmup = int(total * self.hparams.warmup_fraction)
         return torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: warmup_cosine_scale(step, total, warmup)
@@ -214,7 +215,12 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
         return targets.float() if self.hparams.multi_label else targets.view(-1)
 
     def _mixup(self, wavs, lens, targets):
-        """Mixes each clip, with the configured probability, with a random clip of the batch."""
+        """Mixes each clip, with the configured probability, with a random clip of the batch.
+
+        Partners are read from the batch as it came, never from a clip already
+        mixed, so every mix holds two clips, as the original's (whose partner is
+        a random clip of the whole dataset: the in-batch partner is a departure).
+        """
         generator = self.aug_rng.generator
         batch, num_samples = wavs.shape
         # CPU draws (the generator is a CPU one); only indices and ratios leave them.
@@ -223,14 +229,14 @@ class ClassifierBrain(RunChecks, GlobalNormClipping, sb.core.Brain):
         partners = torch.randint(batch, (batch,), generator=generator)
         if targets.dim() == 1:
             targets = F.one_hot(targets, self.hparams.num_classes).float()
-        wavs, targets = wavs.clone(), targets.clone()
+        mixed_wavs, mixed_targets = wavs.clone(), targets.clone()
         lengths = (lens * num_samples).round().long().tolist()
         for i in torch.nonzero(chosen < self.hparams.augmentation.mixup).flatten().tolist():
             j, lam = int(partners[i]), float(draw_mixup_lambda(rng))
             mixed = mixup_waveforms(wavs[i, : lengths[i]], wavs[j, : lengths[j]], lam)
-            wavs[i, : lengths[i]] = mixed
-            targets[i] = lam * targets[i] + (1 - lam) * targets[j]
-        return wavs, targets
+            mixed_wavs[i, : lengths[i]] = mixed
+            mixed_targets[i] = lam * targets[i] + (1 - lam) * targets[j]
+        return mixed_wavs, mixed_targets
 
     def featurize(self, wavs, lens, stage):
         """Features per clip as the original loader: fbank, SpecAugment, normalise, noise."""
@@ -548,6 +554,7 @@ def run_classification(hparams, run_opts, manifests, stage=None):
         checkpointer=hparams["checkpointer"],
     )
     brain.allow_zero_lr = getattr(run_opts, "allow_zero_lr", False)
+    brain.step_budget = hparams.get("total_steps")
     brain.fit(
         hparams["epoch_counter"],
         datasets["train"],

@@ -12,7 +12,8 @@ Hyperparameters read from the YAML: ``model`` (an
 :class:`~ssast_sb.models.SSASTPretrainModel`, also in ``modules``), ``lr``,
 ``warmup`` (bool), ``warmup_steps``, ``warmup_interval``, ``plateau_factor``,
 ``plateau_patience``, ``num_masked``, ``valid_num_masked``, ``seed``,
-``train_logger``, ``keep_checkpoints`` and ``epoch_counter``.
+``train_logger``, ``keep_checkpoints`` and ``epoch_counter``; ``passes`` (the
+original's run length, :func:`pass_budget`) when the YAML has it.
 
 Authors
  * ssast-sb contributors
@@ -35,6 +36,7 @@ from ssast_sb.dataio import (
     fbank_pipeline,
     manifest_dataset,
 )
+from ssast_sb.errors import OptionError
 from ssast_sb.fileio import save_atomic
 from ssast_sb.models import SSASTPretrainModel, check_mask_count
 from ssast_sb.sampler import IntervalSampler
@@ -314,6 +316,9 @@ def run_pretraining(hparams, run_opts, manifests, stage=None):
     )
     brain.allow_zero_lr = getattr(run_opts, "allow_zero_lr", False)
     world_size = int(os.environ.get("WORLD_SIZE", 1))
+    brain.step_budget = pass_budget(
+        hparams, len(datasets["train"]), world_size, brain.grad_accumulation_factor
+    )
     loader = train_loader_options(
         hparams, len(datasets["train"]), world_size, brain.grad_accumulation_factor
     )
@@ -325,6 +330,48 @@ def run_pretraining(hparams, run_opts, manifests, stage=None):
         valid_loader_kwargs=dict(hparams["valid_dataloader_opts"], collate_fn=SkippingPaddedBatch),
     )
     return brain, export_pretrained(brain, hparams)
+
+
+def pass_budget(hparams, pool_size, world_size=1, grad_accumulation=1):
+    """The original's run length: ``passes`` passes over the pool, each ``pool // batch`` steps.
+
+    The original trains ``n_epochs`` epochs of a loader that drops the last
+    partial batch (its ``run.py``), so the run's length follows the pool size.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``passes`` (null: None, the epochs decide) and ``train_dataloader_opts``.
+    pool_size : int
+        Clips of the training pool.
+    world_size, grad_accumulation : int
+        DDP processes and batches per optimiser step.
+
+    Returns
+    -------
+    int or None
+        Optimiser steps of the run.
+
+    Example
+    -------
+    >>> opts = {"passes": 10, "train_dataloader_opts": {"batch_size": 120}}
+    >>> pass_budget(opts, 120_000), pass_budget(opts, 120_119), pass_budget(opts, 120_000, 4)
+    (10000, 10000, 2500)
+    >>> pass_budget({"passes": None, "train_dataloader_opts": {"batch_size": 8}}, 100) is None
+    True
+    """
+    passes = hparams.get("passes")
+    if not passes:
+        return None
+    clips_per_step = hparams["train_dataloader_opts"]["batch_size"] * world_size * grad_accumulation
+    steps_per_pass = pool_size // clips_per_step
+    if steps_per_pass == 0:
+        raise OptionError(
+            f"The pool holds {pool_size} clips, fewer than one optimiser step takes "
+            f"({clips_per_step}: --batch_size x processes x --grad_accumulation_factor): pass a "
+            "smaller --batch_size, or --passes null to set the run in --number_of_epochs."
+        )
+    return passes * steps_per_pass
 
 
 #: YAML keys passed to :func:`ssast_sb.data.pretraining.prepare_pretraining_data`.

@@ -180,7 +180,7 @@ class ZeroLearningRateError(SystemExit):
     """A run whose learning rate stays 0 throughout: it would export an untrained model."""
 
 
-def schedule_line(epochs, steps_per_epoch, done, epochs_done):
+def schedule_line(epochs, steps_per_epoch, done, epochs_done, step_budget=None):
     """The run's length, and after a resume what is done and what is left, in numbers that add up.
 
     Arguments
@@ -193,6 +193,8 @@ def schedule_line(epochs, steps_per_epoch, done, epochs_done):
         Optimiser steps already taken (recovered from a checkpoint).
     epochs_done : int
         Epochs finished.
+    step_budget : int, optional
+        A run length in optimiser steps, which ends the last epoch early.
 
     Returns
     -------
@@ -206,9 +208,17 @@ def schedule_line(epochs, steps_per_epoch, done, epochs_done):
     '2 epochs x 15 optimiser steps = 30 steps; resumed after 10 (epoch 1 of 2 under way): 20 left'
     >>> schedule_line(2, 15, 30, 2)
     '2 epochs x 15 optimiser steps = 30 steps; all 30 done: the run has finished'
+    >>> schedule_line(2, 15, 0, 0, step_budget=25)
+    '25 optimiser steps (2 epochs of 15, the last one cut at the budget)'
     """
     total = epochs * steps_per_epoch
     line = f"{epochs} epochs x {steps_per_epoch} optimiser steps = {total} steps"
+    if step_budget is not None:
+        total = step_budget
+        line = (
+            f"{total} optimiser steps ({epochs} epochs of {steps_per_epoch}"
+            + (", the last one cut at the budget)" if total < epochs * steps_per_epoch else ")")
+        )
     if epochs_done >= epochs:
         return f"{line}; all {done} done: the run has finished"
     if done:
@@ -234,24 +244,41 @@ class RunChecks:
 
     #: Set from the recipes' ``--allow_zero_lr True``.
     allow_zero_lr = False
+    #: A run length in optimiser steps (set before ``fit``), or None: the epochs decide.
+    step_budget = None
 
     def make_dataloader(self, dataset, stage, *args, **kwargs):
-        """SpeechBrain's loader; the training one's length is kept for the checks."""
+        """SpeechBrain's loader; the training one's length is kept for the checks.
+
+        With a :attr:`step_budget`, the run takes the epochs that budget needs
+        (the epoch counter's limit), and SpeechBrain's ``optimizer_step_limit``
+        ends the last one at the budget: that epoch still validates and saves
+        its checkpoint, and a rerun of the finished run trains nothing.
+        """
         loader = super().make_dataloader(dataset, stage, *args, **kwargs)
         if stage == sb.Stage.TRAIN:
             try:
                 self.train_batches = len(loader)
             except TypeError:  # an iterable dataset has no length
                 self.train_batches = None
+            if self.step_budget is not None and self.steps_per_epoch:
+                epochs = math.ceil(self.step_budget / self.steps_per_epoch)
+                self.hparams.epoch_counter.limit = epochs
+                self.optimizer_step_limit = self.step_budget
         return loader
 
     @property
     def steps_per_epoch(self):
-        """Optimiser steps of one epoch (None when the loader has no length)."""
+        """Optimiser steps of one epoch (None when the loader has no length).
+
+        SpeechBrain steps after every ``grad_accumulation_factor`` batches and
+        drops an unfinished group at the end of an epoch, so an epoch takes the
+        whole groups only.
+        """
         batches = getattr(self, "train_batches", None)
         if not batches:
             return None
-        return math.ceil(batches / self.grad_accumulation_factor)
+        return batches // self.grad_accumulation_factor
 
     def check_run(self):
         """Logs the schedule, says if the run has finished, warns; stops a run that cannot learn."""
@@ -259,6 +286,13 @@ class RunChecks:
         if warning:
             logger.warning(warning)
         steps_per_epoch = self.steps_per_epoch
+        if steps_per_epoch == 0 and not self.debug:
+            raise ZeroLearningRateError(
+                f"An epoch has {self.train_batches} batches but --grad_accumulation_factor is "
+                f"{self.grad_accumulation_factor}: no optimiser step is ever taken, so the run "
+                "would export an untrained model. Lower --grad_accumulation_factor or the "
+                "batch size."
+            )
         if self.debug or not steps_per_epoch:
             return
         counter, hparams = self.hparams.epoch_counter, self.hparams
@@ -266,7 +300,9 @@ class RunChecks:
         milestones = list(getattr(hparams, "lr_milestones", None) or [])
         logger.info(
             "Schedule: %s; lr %.2e%s%s",
-            schedule_line(epochs, steps_per_epoch, self.optimizer_step, counter.current),
+            schedule_line(
+                epochs, steps_per_epoch, self.optimizer_step, counter.current, self.step_budget
+            ),
             hparams.lr,
             f", staircase warm-up over {hparams.warmup_steps} steps" if hparams.warmup else "",
             f", decay x{hparams.lr_decay} after epoch {min(milestones)}" if milestones else "",
@@ -282,7 +318,7 @@ class RunChecks:
                 epochs,
             )
             return
-        total = epochs * steps_per_epoch
+        total = self.step_budget or epochs * steps_per_epoch
         warmup = (hparams.warmup_steps, hparams.warmup_interval)
         never_learns = hparams.warmup and warmup_peak(total, hparams.lr, *warmup) == 0
         messages = schedule_warnings(total, epochs, hparams.lr, hparams.warmup, *warmup, milestones)
