@@ -167,3 +167,15 @@ def test_precision_deviation_measures_losses_gradients_and_embeddings(shared_dir
     assert 0.0 < bf16["embedding_rel_err"] < 0.1
     fp16 = result["results"]["fp16"]
     assert fp16["embedding_rel_err"] < bf16["embedding_rel_err"]  # 10 vs 7 mantissa bits
+
+
+def test_padding_mask_against_unmasked_and_sorted_batches(shared_dir):
+    lines, result = _run(
+        "bench_padding_mask.py", "--size", "tiny", "--target-frames", "200", "--batch-size", "4",
+        "--batches", "2", "--reps", "1", "--threads", "1",
+    )  # fmt: skip
+    assert set(result["ms_per_clip"]) == {"unmasked", "masked", "sorted"}
+    assert result["masked_vs_unmasked"] == pytest.approx(
+        result["ms_per_clip"]["masked"] / result["ms_per_clip"]["unmasked"], rel=0.02
+    )
+    assert sum(line.startswith("|") for line in lines) == 5  # header, rule, three rows
