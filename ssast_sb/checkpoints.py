@@ -23,6 +23,7 @@ from ssast_sb.errors import OptionError, UserError
 from ssast_sb.fileio import save_atomic
 from ssast_sb.masking import max_masked
 from ssast_sb.models import SSASTClassifier, SSASTPretrainModel, adapt_encoder, masking_strategy
+from ssast_sb.released import resolve_checkpoint
 
 #: Original key prefix -> ssast_sb prefix. The whole conversion is this table.
 KEY_MAP = (
@@ -70,8 +71,9 @@ def some_keys(keys, limit=8):
 
 
 def _checkpoint_file(path):
-    """The file to read for ``path``: itself, or a pretraining export folder's ``.pth``."""
-    path = Path(path)
+    """The file to read for ``path``: itself, a pretraining export folder's ``.pth``, or a
+    released model's cached download (:func:`ssast_sb.released.resolve_checkpoint`)."""
+    path = Path(resolve_checkpoint(path))
     if path.is_dir():
         inside = path / PRETRAINED_FILE
         if not inside.is_file():
@@ -591,7 +593,8 @@ def task_encoder(
     pretrained_path : str, optional
         An original-format pretraining checkpoint (a released ``SSAST-*.pth``, the
         ``ssast_pretrained.pth`` of our pretraining recipes or its encoder-only
-        export); None draws a fresh encoder.
+        export), or a released model's name (``SSAST-Base-Patch-400``: its cached
+        download, :mod:`ssast_sb.released`); None draws a fresh encoder.
     model_size : str, optional
         ``tiny``, ``small`` or ``base``. With a checkpoint it must be the
         checkpoint's (an error names both otherwise); None takes the checkpoint's
@@ -631,6 +634,7 @@ def task_encoder(
     >>> encoder.grid, torch.equal(torch.rand(2), torch.manual_seed(0) and torch.rand(2))
     ((1, 127), True)
     """
+    pretrained_path = resolve_checkpoint(pretrained_path)
     if pretrained_path and not Path(pretrained_path).exists():
         raise MissingDataError(
             f"--pretrained_path {pretrained_path} does not exist ({EXPECTED_PRETRAINING}). Pass "

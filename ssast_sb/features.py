@@ -30,6 +30,7 @@ from ssast_sb.encoder import pool_tokens
 from ssast_sb.frontend import FRAME_SHIFT, SAMPLE_RATE, SSASTFbank
 from ssast_sb.models import adapt_encoder
 from ssast_sb.padding import valid_patches
+from ssast_sb.released import resolve_checkpoint
 from ssast_sb.windows import OnceWarnings, relative_lengths, row_samples, window_bounds
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def model_path(path):
     Arguments
     ---------
     path : str or pathlib.Path
-        What ``--model`` names.
+        What ``--model`` names; a released model's name (``SSAST-Base-Frame-400``)
+        stands for its cached download (:mod:`ssast_sb.released`).
 
     Returns
     -------
@@ -85,7 +87,7 @@ def model_path(path):
     >>> model_path(folder).name
     'model.ckpt'
     """
-    path = Path(path)
+    path = Path(resolve_checkpoint(path))
     accepted = (
         "expected an inference folder (hyperparams.yaml, written by fine-tuning), a SpeechBrain "
         f"CKPT+* folder holding {CKPT_MODEL_FILE}, or {EXPECTED_PRETRAINING}"

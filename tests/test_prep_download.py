@@ -23,7 +23,7 @@ def _offline(monkeypatch):
     asked = []
 
     def refuse(url, *args, **kwargs):
-        asked.append(url)
+        asked.append(getattr(url, "full_url", url))  # a Request or an address
         raise urllib.error.URLError(OSError(101, "Network is unreachable"))
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
@@ -57,7 +57,7 @@ def test_download_logs_address_destination_and_size_first(tmp_path, shared_dir, 
     archive = tmp_path / "release.tar.gz"
     with tarfile.open(archive, "w:gz") as tarred:
         tarred.add(clip, arcname="release/clip.flac")
-    with caplog.at_level(logging.INFO, logger="ssast_sb.data.esc50"):
+    with caplog.at_level(logging.INFO, logger="ssast_sb"):
         download_and_extract(archive.as_uri(), tmp_path / "data" / "release")
     size = esc50.format_size(archive.stat().st_size)
     first = caplog.records[0].getMessage()

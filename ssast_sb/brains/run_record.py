@@ -42,6 +42,7 @@ from speechbrain.utils.run_opts import RunOptions
 
 from ssast_sb.checkpoints import PRETRAINED_FILE
 from ssast_sb.fileio import atomic_open
+from ssast_sb.released import cache_folder, find_release
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +252,8 @@ def input_identities(settings):
     """The identity of every file named by a setting of :data:`INPUT_SETTINGS`.
 
     A folder stands for the ``ssast_pretrained.pth`` inside it (a pretraining
-    run's export folder), as the checkpoint loaders read it.
+    run's export folder), and a released model's name for its cached download,
+    as the checkpoint loaders read them.
 
     Arguments
     ---------
@@ -268,7 +270,8 @@ def input_identities(settings):
     for key, value in _leaves(settings):
         if key.rsplit(".", 1)[-1] not in INPUT_SETTINGS or not isinstance(value, str):
             continue
-        path = Path(value).expanduser()
+        release = find_release(value)
+        path = cache_folder() / release.filename if release else Path(value).expanduser()
         if path.is_dir():
             path = path / PRETRAINED_FILE
         if not path.is_file():

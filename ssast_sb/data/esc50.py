@@ -32,22 +32,22 @@ Example
 """
 
 import csv
-import hashlib
-import http.client
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
-from ssast_sb.errors import UserError
+from ssast_sb.download import (  # noqa: F401 (DownloadError, format_size: this module's API)
+    NETWORK_ERRORS,
+    DownloadError,
+    fetch_url,
+    format_size,
+    sha256_of,
+)
 
 from .manifest import (
     BAD_AUDIO_LIST,
@@ -77,53 +77,6 @@ STAMP_NAME = "esc50"
 FIELDNAMES = ["ID", "duration", "wav", "label", "target", "fold"]
 
 
-def _sha256_of(path, chunk_bytes=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class DownloadError(UserError, OSError):
-    """A dataset archive could not be downloaded (no network, wrong address, ...)."""
-
-
-#: Failures of the network side of a download (not of the local disk).
-_NETWORK_ERRORS = (
-    urllib.error.URLError,
-    http.client.HTTPException,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def format_size(num_bytes):
-    """A byte count in decimal units, e.g. ``"2.3 GB"``.
-
-    Arguments
-    ---------
-    num_bytes : int or None
-
-    Returns
-    -------
-    str
-        ``"unknown size"`` when ``num_bytes`` is None.
-
-    Example
-    -------
-    >>> format_size(2_300_000_000), format_size(512), format_size(None)
-    ('2.3 GB', '512 B', 'unknown size')
-    """
-    if num_bytes is None:
-        return "unknown size"
-    units = ("B", "kB", "MB", "GB", "TB")
-    size, unit = float(num_bytes), 0
-    while size >= 1000 and unit < len(units) - 1:
-        size, unit = size / 1000, unit + 1
-    return f"{int(size)} B" if unit == 0 else f"{size:.1f} {units[unit]}"
-
-
 def _download_failed(url, destination, target_folder, size, error):
     """The `DownloadError` naming the address, the cause and how to do without a download."""
     reason = getattr(error, "reason", None) or error
@@ -136,43 +89,12 @@ def _download_failed(url, destination, target_folder, size, error):
     )
 
 
-def _open_url(url, destination, target_folder, size_hint):
-    """Open ``url``; log what is downloaded, where to and how big, before any byte arrives."""
+def _fetch(url, destination, target_folder, size_hint=None):
+    """Download ``url`` to ``destination`` (complete or not at all); return its sha256."""
     try:
-        response = urllib.request.urlopen(url)
-    except _NETWORK_ERRORS as error:
+        return fetch_url(url, destination, size_hint)["sha256"]
+    except NETWORK_ERRORS as error:
         raise _download_failed(url, destination, target_folder, size_hint, error) from None
-    length = response.headers.get("Content-Length")
-    size = int(length) if length and length.isdigit() else size_hint
-    logger.info("Downloading %s (%s) to %s", url, format_size(size), destination)
-    return response, size
-
-
-def _fetch(url, destination, target_folder, size_hint=None, chunk_bytes=1 << 20):
-    """Stream ``url`` into ``destination`` through a temporary file; return its sha256."""
-    digest = hashlib.sha256()
-    response, size = _open_url(url, destination, target_folder, size_hint)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-    )
-    try:
-        with os.fdopen(fd, "wb") as out, response:
-            with tqdm(
-                total=size, unit="B", unit_scale=True, desc=f"Downloading {destination.name}"
-            ) as progress:
-                for chunk in iter(lambda: response.read(chunk_bytes), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    progress.update(len(chunk))
-        os.replace(tmp_name, destination)
-    except _NETWORK_ERRORS as error:
-        os.remove(tmp_name)
-        raise _download_failed(url, destination, target_folder, size, error) from None
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
-    return digest.hexdigest()
 
 
 def _extract(archive, folder):
@@ -250,7 +172,7 @@ def download_and_extract(url, target_folder, sha256=None, keep_archive=True, siz
     archive = target_folder.parent / archive_name
     if archive.is_file():
         logger.info("Reusing the downloaded archive %s", archive)
-        digest = _sha256_of(archive)
+        digest = sha256_of(archive)
     else:
         digest = _fetch(url, archive, target_folder, size_hint)
     if sha256 is None:
