@@ -29,6 +29,7 @@ from ssast_sb.checkpoints import (
     original_name,
     pretrain_model_from_original,
 )
+from ssast_sb.compat import load_dump
 from ssast_sb.errors import report_user_errors
 
 #: Largest absolute difference allowed on forward quantities.
@@ -210,9 +211,7 @@ def run(path, device="cpu", print_lines=True):
     -------
     Report
     """
-    # The dumps record torch.__version__ (a str subclass) in their metadata.
-    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-        dump = torch.load(path, map_location="cpu", weights_only=True)
+    dump = load_dump(path)
     report = Report(print_lines)
     if print_lines:
         meta = dump["meta"]

@@ -48,11 +48,10 @@ def reference_dir(shared_dir):
 
 
 def load_reference(path):
-    """Loads a reference dump safely (``weights_only=True``)."""
-    import torch
+    """Loads a reference dump (``weights_only`` where torch can, see ``ssast_sb.compat``)."""
+    from ssast_sb.compat import load_dump
 
-    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_dump(path)
 
 
 @pytest.fixture(scope="session", params=["tiny_patch_seed0.pt", "tiny_frame_seed0.pt"])

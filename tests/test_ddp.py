@@ -90,6 +90,8 @@ def test_two_process_pretraining_runs_once(shared_dir, tmp_path):
         "20",
         "--passes",
         "null",
+        "--allow_zero_lr",
+        "True",  # 8 steps of the 1000-step warm-up: lr 0, accepted on purpose
         "--steps_per_epoch",
         "4",
         "--number_of_epochs",
@@ -133,6 +135,10 @@ def test_two_process_quickstart_pretrains_and_finetunes(tmp_path):
         "8",
         "--finetune_epochs",
         "2",
+        "--warmup_steps",
+        "2",
+        "--warmup_interval",
+        "1",
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "results.md").read_text().count("| pretrained |") == 1

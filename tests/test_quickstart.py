@@ -83,7 +83,7 @@ def test_quickstart_reduced(tmp_path):
         timeout=300,
     )
     assert rerun.returncode == 1, rerun.stderr[-3000:]
-    assert f"{output / 'finetune_scratch_seed0' / 'save'} (fine-tuning, twin scratch, seed 0)" in (
+    assert f"{output / 'finetune_scratch_seed0' / 'save'} (fine-tuning, seed 0, twin scratch)" in (
         rerun.stderr
     )
     assert "lr: 0.0002 -> 0.001" in rerun.stderr

@@ -143,7 +143,7 @@ def test_cross_validation_folds_run_one_at_a_time_never_meet(shared_dir, tmp_pat
     common = [
         *("--data_folder", data, "--output_folder", output, "--pretrained_path", "null"),
         *("--model_size", "tiny", "--target_frames", "128", "--number_of_epochs", "1"),
-        *("--total_steps", "null"),
+        *("--total_steps", "null", "--grad_accumulation_factor", "1"),
         *("--dataloader_opts", "{batch_size: 4, num_workers: 0}"),
     ]
     _ok(_run("iemocap", "iemocap.yaml", *common, "--folds", "[1]"))

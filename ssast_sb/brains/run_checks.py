@@ -21,6 +21,8 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 
+from ssast_sb.compat import cuda_has_native_bf16
+
 logger = logging.getLogger(__name__)
 
 
@@ -170,7 +172,7 @@ def precision_warning(device, precision, flags=None):
             "slower on an AVX2 machine); use --precision fp32"
         )
     if device.type == "cuda" and precision == "bf16" and torch.cuda.is_available():
-        if not torch.cuda.is_bf16_supported(including_emulation=False):
+        if not cuda_has_native_bf16():
             name = torch.cuda.get_device_name(device)
             return f"--precision bf16 on {name}, which has no native bf16; use --precision fp16"
     return None

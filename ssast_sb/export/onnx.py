@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ssast_sb.batch_padding import counted_frames
+from ssast_sb.compat import onnx_export_options
 from ssast_sb.encoder import Attention, pool_tokens
 from ssast_sb.fileio import atomic_open
 
@@ -179,7 +180,7 @@ def _trace(graph, config, path):
             output_names=list(graph.output_names),
             dynamic_axes=axes,
             opset_version=OPSET,
-            dynamo=False,
+            **onnx_export_options(),
         )
 
 
