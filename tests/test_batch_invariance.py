@@ -27,6 +27,7 @@ from ssast_sb.frontend import SSASTFbank
 from ssast_sb.inference import SSASTAudioClassifier, export_inference_folder
 from ssast_sb.models import LayerWeightedClassifier, SSASTClassifier
 from ssast_sb.onnx_inference import ONNXAudioClassifier
+from tests.conftest import export_extra
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -165,6 +166,8 @@ def test_the_inference_interfaces_do_not_depend_on_the_batch(clips, inference_fo
 
 
 def test_the_onnx_export_does_not_depend_on_the_batch(clips, inference_folder):
+    export_extra("onnxruntime")
+    export_extra("onnx")
     source = load_export_source(inference_folder / "model")
     export_onnx(source, inference_folder / "onnx")
     classifier = ONNXAudioClassifier.from_folder(inference_folder / "onnx", threads=1)

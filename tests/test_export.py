@@ -9,7 +9,6 @@ The tests skip when the ``export`` extra is not installed (CI installs it).
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -26,22 +25,10 @@ from ssast_sb.features import SSASTEncoderInterface
 from ssast_sb.frontend import SSASTFbank
 from ssast_sb.inference import SSASTAudioClassifier, export_inference_folder
 from ssast_sb.models import LayerWeightedClassifier, SSASTClassifier, adapt_encoder
-from tests.conftest import load_reference
+from tests.conftest import export_extra, load_reference
 
-
-def _export_extra(name):
-    """A module of the ``export`` extra: a skip without it, a failure on CI (which installs it)."""
-    try:
-        return __import__(name)
-    except ImportError:
-        message = f'{name} is not installed: pip install -e ".[export]"'
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI installs the export extra)", pytrace=False)
-        pytest.skip(message, allow_module_level=True)
-
-
-transformers = _export_extra("transformers")
-onnxruntime = _export_extra("onnxruntime")
+transformers = export_extra("transformers")
+onnxruntime = export_extra("onnxruntime")
 
 from ssast_sb.export.hf import HEAD_FILE, HFExportError  # noqa: E402
 from ssast_sb.onnx_inference import ONNXAudioClassifier, ONNXEncoderInterface  # noqa: E402
