@@ -1,7 +1,10 @@
 """Downloads that appear only complete, resume when the server allows, and show their progress.
 
 Used for the dataset archives (:mod:`ssast_sb.data.esc50`, Speech Commands) and
-the released checkpoints (:mod:`ssast_sb.released`).
+the released checkpoints (:mod:`ssast_sb.released`). Written here because
+SpeechBrain's ``download_file`` writes into the destination as it goes and
+cannot resume: an interrupted download of a 360 MB checkpoint would leave a file
+that looks complete, and would start again from zero.
 
 Authors
  * ssast-sb contributors
