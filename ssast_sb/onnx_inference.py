@@ -106,7 +106,8 @@ class ONNXAudioClassifier(SSASTAudioClassifier):
 
     Example
     -------
-    >>> import tempfile
+    >>> import pytest, tempfile
+    >>> _ = pytest.importorskip("onnxruntime")  # the export extra
     >>> from ssast_sb.encoder import EncoderConfig, SSASTEncoder
     >>> from ssast_sb.export.onnx import export_onnx
     >>> from ssast_sb.export.source import ExportSource
@@ -236,7 +237,8 @@ class ONNXEncoderInterface(SSASTEncoderInterface):
 
     Example
     -------
-    >>> import tempfile
+    >>> import pytest, tempfile
+    >>> _ = pytest.importorskip("onnxruntime")  # the export extra
     >>> from ssast_sb.export.onnx import export_onnx
     >>> from ssast_sb.export.source import ExportSource
     >>> config = EncoderConfig(embed_dim=16, depth=1, num_heads=2, input_tdim=64,
