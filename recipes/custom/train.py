@@ -32,27 +32,13 @@ from ssast_sb.brains.common import (
 )
 from ssast_sb.brains.finetune import run_folds
 from ssast_sb.brains.process_group import finish_distributed_run
+from ssast_sb.brains.run_record import plain_settings
 from ssast_sb.data.labeled import labeled_manifests, prepare_labeled, summarize_labeled
 from ssast_sb.data.statistics import input_frames, training_statistics
 from ssast_sb.errors import OptionError, report_user_errors
 from ssast_sb.frontend import FRAME_LENGTH, FRAME_SHIFT, NORM_STATS, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
-
-
-def plain(value):
-    """A YAML value as plain Python (ruamel's round-trip types become dict, list, float...)."""
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, int):
-        return int(value)
-    return str(value)
 
 
 def prepare(options):
@@ -195,7 +181,7 @@ def main(argv):
     values = resolved_yaml(hparams_file, overrides)
     # The folder and the log first, so that the preparation and the choices are logged.
     sb.create_experiment_directory(values["output_folder"], hparams_file, overrides)
-    options = {key: plain(values[key]) for key in DATA_KEYS}
+    options = {key: plain_settings(values[key]) for key in DATA_KEYS}
     decided = decide(options, prepare(options))
     overrides = {**overrides, **decided}
     run_opts = resolve_checkpoint_intervals(run_opts, values)
