@@ -9,7 +9,9 @@ Authors
 """
 
 import logging
+import os
 import random
+from pathlib import Path
 
 import speechbrain as sb
 import torch
@@ -17,7 +19,12 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 
-from ssast_sb.data.audio import AudioError, announce_once, load_audio
+from ssast_sb.data.audio import (
+    AudioError,
+    announce_once,
+    load_audio,
+    share_announcements_with_workers,
+)
 from ssast_sb.data.manifest import ManifestError, read_manifest
 from ssast_sb.errors import OptionError
 from ssast_sb.frontend import SAMPLE_RATE, pad_or_cut
@@ -97,6 +104,8 @@ def fbank_pipeline(frontend, on_bad_audio="error"):
     torch.Size([100, 128])
     """
 
+    share_announcements_with_workers()
+
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("fbank")
     def wav_to_fbank(wav):
@@ -141,6 +150,8 @@ def cropped_fbank_pipeline(frontend, on_bad_audio="error", random_crop=True):
     (torch.Size([100, 128]), 48)
     """
     target = frontend.target_frames
+
+    share_announcements_with_workers()
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("fbank", "num_frames")
@@ -246,9 +257,9 @@ def fit_label_encoder(dataset, path=None, separator=None, column="label"):
     The classes are indexed in sorted order, so every run, fold and process
     agrees on them whatever the manifest's row order (SpeechBrain's
     ``update_from_didataset`` would index them in order of appearance). With a
-    ``path``, SpeechBrain's DDP-safe ``load_or_create`` writes the file on the
-    main process and every process reads it; an encoder already there (e.g.
-    AudioSet's full class list) is used as it is.
+    ``path``, the file is written on the main process (``run_on_main``) and every
+    process reads it; an encoder already there (e.g. AudioSet's full class list)
+    is used as it is.
 
     Arguments
     ---------
@@ -278,7 +289,22 @@ def fit_label_encoder(dataset, path=None, separator=None, column="label"):
     if path is None:
         encoder.update_from_iterable(sorted(labels - {""}))
         return encoder
-    encoder.load_or_create(path, from_iterables=[sorted(labels - {""})])
+    # Not SpeechBrain's load_or_create: it reads the file back into the encoder it has just
+    # filled on the main process, which logs "Load called, but CategoricalEncoder is not
+    # empty" in every first run. The same protocol with a fresh encoder: written once on the
+    # main process (atomically), then read by every process.
+    path = Path(path)
+
+    def write_if_missing():
+        if not path.exists():
+            created = CategoricalEncoder()
+            created.update_from_iterable(sorted(labels - {""}))
+            partial = path.with_name(path.name + ".partial")
+            created.save(partial)
+            os.replace(partial, path)
+
+    sb.utils.distributed.run_on_main(write_if_missing)
+    encoder.load(path)
     return encoder
 
 
@@ -308,6 +334,8 @@ def waveform_pipeline(max_crop_s=None, sample_rate=SAMPLE_RATE, on_bad_audio="er
     >>> waveform_pipeline(max_crop_s=1.0)(path).shape
     torch.Size([16000])
     """
+
+    share_announcements_with_workers()
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")

@@ -42,8 +42,9 @@ Clips are sorted by duration and batched so that each batch holds at most
 ``--batch-seconds`` of model input.
 
 The output, in input order, is a ``.pt`` file holding ``{"ids": [...],
-"embeddings": ..., "meta": {...}}`` (plus ``"lengths"`` at frame level), or at
-clip level an ``.npy`` array with the IDs in ``<name>.ids.txt`` next to it.
+"paths": [...], "embeddings": ..., "meta": {...}}`` (plus ``"lengths"`` at frame
+level), or at clip level an ``.npy`` array with the IDs in ``<name>.ids.txt`` and
+the audio file of each in ``<name>.paths.txt`` next to it.
 Clip embeddings are an ``(N, D)`` tensor (``(N, L, D)`` with ``--layer all``);
 frame embeddings a list of ``(T'_i, D)`` tensors (``(L, T'_i, D)``), which only
 ``.pt`` holds. ``meta`` names the model, encoder, layer, level, pooling, window,
@@ -66,6 +67,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ssast_sb.console import log_to_console
 from ssast_sb.data.audio import AudioError, audio_info, load_audio
 from ssast_sb.data.generic import prepare_generic
 from ssast_sb.data.manifest import (
@@ -383,7 +385,8 @@ def embed_files(
     Returns
     -------
     dict
-        ``ids`` (list) of the embedded files, in input order; ``embeddings``:
+        ``ids`` (list) of the embedded files, in input order, and their
+        ``paths``; ``embeddings``:
         clip level an ``(N, D)`` (``(N, L, D)``) tensor, frame level a list of
         ``(T'_i, D)`` (``(L, T'_i, D)``) tensors, with ``lengths`` ``(N,)``;
         ``num_windows`` ``(N,)`` windows per clip; ``left_out``: ``(id, problem)``
@@ -423,6 +426,7 @@ def embed_files(
         )
     result = {
         "ids": [ids[position] for position in kept],
+        "paths": [paths[position] for position in kept],
         "embeddings": [embeddings[position] for position in kept],
         "num_windows": num_windows[kept],
         "left_out": [(ids[position], left_out[position]) for position in sorted(left_out)],
@@ -446,8 +450,22 @@ def ids_sidecar(path):
     return Path(path).with_suffix(".ids.txt")
 
 
-def save_embeddings(ids, embeddings, path, meta=None):
+def paths_sidecar(path):
+    """The file of audio paths (one per ID, in order) written next to a ``.npy`` output.
+
+    Example
+    -------
+    >>> paths_sidecar("out/emb.npy").as_posix()
+    'out/emb.paths.txt'
+    """
+    return Path(path).with_suffix(".paths.txt")
+
+
+def save_embeddings(ids, embeddings, path, meta=None, paths=None):
     """Writes the embeddings to ``.pt``, or ``.npy`` plus ``<name>.ids.txt``, atomically.
+
+    ``paths`` maps each ID back to its audio file (IDs made unique by a hash of
+    the path say nothing of the file otherwise).
 
     Arguments
     ---------
@@ -462,6 +480,9 @@ def save_embeddings(ids, embeddings, path, meta=None):
         :func:`ids_sidecar`; no metadata).
     meta : dict, optional
         What the embeddings are (see :func:`embed_files`).
+    paths : list of str, optional
+        The audio file of each ID: ``"paths"`` in a ``.pt``, :func:`paths_sidecar`
+        beside a ``.npy``.
 
     Example
     -------
@@ -479,9 +500,14 @@ def save_embeddings(ids, embeddings, path, meta=None):
     ids = [str(utt_id) for utt_id in ids]
     if len(ids) != len(embeddings):
         raise ValueError(f"{len(ids)} IDs for {len(embeddings)} embeddings")
+    paths = None if paths is None else [str(audio) for audio in paths]
+    if paths is not None and len(paths) != len(ids):
+        raise ValueError(f"{len(paths)} paths for {len(ids)} IDs")
     frames = isinstance(embeddings, (list, tuple))
     if path.suffix == ".pt":
         data = {"ids": ids, "meta": dict(meta or {})}
+        if paths is not None:
+            data["paths"] = paths
         if frames:
             data["embeddings"] = [sequence.detach().cpu() for sequence in embeddings]
             data["lengths"] = torch.tensor([sequence.shape[-2] for sequence in embeddings])
@@ -495,10 +521,13 @@ def save_embeddings(ids, embeddings, path, meta=None):
         raise ValueError(
             f"Output {path}: frame embeddings have one length per file and go to a .pt file"
         )
-    if any("\n" in utt_id for utt_id in ids):
-        raise ValueError("IDs with line breaks cannot go to an .ids.txt file; use .pt")
+    if any("\n" in utt_id for utt_id in ids + (paths or [])):
+        raise ValueError("IDs or paths with line breaks cannot go to a .txt list; use .pt")
     with atomic_open(ids_sidecar(path)) as stream:
         stream.write("".join(f"{utt_id}\n" for utt_id in ids))
+    if paths is not None:
+        with atomic_open(paths_sidecar(path)) as stream:
+            stream.write("".join(f"{audio}\n" for audio in paths))
     with atomic_open(path, "wb") as stream:
         np.save(stream, embeddings.detach().cpu().numpy())
 
@@ -721,10 +750,13 @@ def main(argv=None):
         on_bad_audio=args.on_bad_audio,
         level=args.level,
     )
-    save_embeddings(result["ids"], result["embeddings"], args.output, result["meta"])
+    save_embeddings(
+        result["ids"], result["embeddings"], args.output, result["meta"], result["paths"]
+    )
     print(summary_line(result, args.output, num_left_out, args.on_bad_audio == "skip"))
     return result
 
 
 if __name__ == "__main__":
+    log_to_console()
     report_user_errors(main)()

@@ -348,6 +348,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from ssast_sb.console import log_to_console
     from ssast_sb.errors import report_user_errors
+
+    log_to_console()
 
     sys.exit(report_user_errors(main)())

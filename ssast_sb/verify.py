@@ -50,6 +50,7 @@ from pathlib import Path
 
 import torch
 
+from ssast_sb.console import log_to_console
 from ssast_sb.data.manifest import BAD_AUDIO_POLICIES
 from ssast_sb.embed import (
     add_model_options,
@@ -622,4 +623,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    log_to_console()
     report_user_errors(main)()

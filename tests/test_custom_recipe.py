@@ -134,7 +134,7 @@ def test_a_class_with_too_few_clips_is_named_with_its_count(shared_dir, tmp_path
         prepare_labeled(data, tmp_path / "out")
 
 
-def _recipe(data, output, *options, timeout=600):
+def _recipe(data, output, *options, timeout=600, workers=0):
     command = [
         sys.executable,
         str(ROOT / "recipes" / "custom" / "train.py"),
@@ -146,7 +146,7 @@ def _recipe(data, output, *options, timeout=600):
         "--model_size",
         "tiny",
         "--num_workers",
-        "0",
+        str(workers),
         "--noprogressbar",
         *options,
     ]
@@ -201,12 +201,17 @@ def test_the_recipe_runs_on_a_multi_label_list_in_debug_mode(shared_dir, tmp_pat
         tmp_path / "out",
         *"--debug --debug_batches 2 --debug_epochs 1".split(),
         *"--head layer_weighted --freeze_upstream True".split(),
+        workers=64,
     )
     results = json.loads((tmp_path / "out-debug" / "results.json").read_text())
     assert 0.0 <= results["metrics"]["mAP"] <= 1.0
     log = result.stdout + result.stderr
     assert "multi-label, loss bce" in log
     assert "Trainable Parameters represent" in log and "100.0000%" not in log
+    # More loader processes than cores: the machine's count, said once for all loaders.
+    cpus = len(os.sched_getaffinity(0))
+    assert log.count(f"num_workers 64 is more loader processes than the {cpus} CPU cores") == 1
+    assert "CategoricalEncoder is not empty" not in log
 
 
 @pytest.mark.slow

@@ -3,6 +3,8 @@
 import csv
 import logging
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -278,6 +280,41 @@ def test_resampling_and_mixdown_are_announced_once_per_file(tmp_path, speech, ca
         assert sum("Resampling" in line and str(path) in line for line in lines) == 1
         assert sum("mono" in line and str(path) in line for line in lines) == 1
     assert len(lines) == 4
+
+
+LOADER_EPOCHS = """
+import logging, sys
+import torch
+from ssast_sb.dataio import fbank_pipeline, manifest_dataset
+from ssast_sb.frontend import SSASTFbank
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+dataset = manifest_dataset(sys.argv[1], [fbank_pipeline(SSASTFbank(64))], ["id", "fbank"])
+for epoch in range(3):  # new worker processes every epoch, as SpeechBrain's loaders
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=2)
+    assert len(list(loader)) == 4
+"""
+
+
+def test_loader_workers_announce_a_file_once_per_run_not_per_epoch(tmp_path, speech):
+    rows = ["ID,duration,wav"]
+    for index in range(4):
+        path = tmp_path / f"clip_8k_{index}.wav"
+        sf.write(path, speech[::2], 8000)
+        rows.append(f"c{index},1.0,{path}")
+    (tmp_path / "clips.csv").write_text("\n".join(rows) + "\n")
+    script = tmp_path / "epochs.py"
+    script.write_text(LOADER_EPOCHS)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "clips.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("Resampling")]
+    assert len(lines) == 4, result.stdout  # 12 reads by 6 worker processes, 4 files
+    assert sorted(set(lines)) == sorted(lines)
 
 
 def test_clip_shorter_than_a_window_is_warned_about_with_its_name(tmp_path, speech, caplog):

@@ -10,6 +10,9 @@ verification trials.
 
 import csv
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -29,6 +32,8 @@ from ssast_sb.models import SSASTClassifier
 from ssast_sb.verify import main as verify_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module", params=["patch", "frame"])
@@ -109,6 +114,41 @@ def test_released_checkpoint_embeds_real_clips_from_the_command_line(
     samples = load_audio(clip_folder / "event_8k.wav").numel()
     tstride = 16 if shape == "patch" else 2
     assert frames.shape == (-(-(1 + (samples - 400) // 160) // tstride), 192)
+
+
+def test_the_output_maps_every_id_to_its_file_also_for_colliding_names(reference, fsdd, tmp_path):
+    """Two class folders holding the same file name: hashed IDs, each mapped to its file."""
+    _, path, _ = reference
+    folder = tmp_path / "clips"
+    for label, row in zip(("yes", "no"), fsdd[:2]):
+        (folder / label).mkdir(parents=True)
+        (folder / label / "take 1.wav").write_bytes(row["file"].read_bytes())
+    model = ["--model", str(path), "--input", str(folder)]
+    result = embed_main(model + ["--output", str(tmp_path / "emb.pt")])
+    assert len(set(result["ids"])) == 2
+    saved = torch.load(tmp_path / "emb.pt", weights_only=True)
+    assert sorted(saved["paths"]) == sorted(str(file) for file in folder.glob("*/take 1.wav"))
+    embedder = SSASTEncoderInterface.from_checkpoint(path)
+    for file, embedding in zip(saved["paths"], saved["embeddings"]):
+        torch.testing.assert_close(embedder.encode_file(file), embedding, atol=1e-5, rtol=1e-5)
+    embed_main(model + ["--output", str(tmp_path / "emb.npy")])
+    lines = (tmp_path / "emb.paths.txt").read_text(encoding="utf-8").splitlines()
+    assert lines == saved["paths"]
+    assert (tmp_path / "emb.ids.txt").read_text(encoding="utf-8").splitlines() == saved["ids"]
+
+
+def test_the_commands_log_above_their_progress_bar(reference, clip_folder, tmp_path):
+    """``embed`` shows its notices (a resampled file) on their own line, once per file."""
+    _, path, _ = reference
+    command = [sys.executable, "-m", "ssast_sb.embed", "--model", str(path)]
+    command += ["--input", str(clip_folder), "--output", str(tmp_path / "emb.pt")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The bar is cleared (carriage return) before a line and drawn again after it.
+    shown = [line.rsplit("\r", 1)[-1] for line in result.stderr.split("\n")]
+    notices = [line for line in shown if "Resampling" in line]
+    assert len(notices) == 2, result.stderr  # the 22.05 kHz digit and the 8 kHz clip
+    assert all(line.startswith("ssast_sb.data.audio - Resampling ") for line in notices)
 
 
 def pretraining_layouts(reference_path, root):

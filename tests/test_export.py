@@ -241,6 +241,8 @@ def test_onnx_encoder_of_a_frame_checkpoint_matches_the_encoder_interface(
          "--tstride", "1", "--input-tdim", "400"]
     )  # fmt: skip
     assert summary["outputs"] == ["embedding", "tokens"] and summary["dynamic_time"]
+    # AudioSet's mean is negative: the card folds its sign in.
+    assert "(fbank + 4.267739) / (2 * 4.568997)" in (tmp_path / "onnx" / "README.md").read_text()
     exported = ONNXEncoderInterface.from_folder(tmp_path / "onnx")
     interface = SSASTEncoderInterface.from_checkpoint(
         checkpoints["frame"], tstride=1, input_tdim=400

@@ -147,6 +147,9 @@ def test_cross_validation_folds_run_one_at_a_time_never_meet(shared_dir, tmp_pat
         *("--dataloader_opts", "{batch_size: 4, num_workers: 0}"),
     ]
     _ok(_run("iemocap", "iemocap.yaml", *common, "--folds", "[1]"))
+    # The folder holds the recipe that ran (SpeechBrain's convention), not a library module.
+    script = (ROOT / "recipes" / "iemocap" / "train.py").read_bytes()
+    assert (output / "train.py").read_bytes() == script and not (output / "common.py").exists()
     fold1 = _snapshot(output / "fold1")
     stdout = _ok(_run("iemocap", "iemocap.yaml", *common, "--folds", "[2]"))
     # Fold 2 trained in its own folder (it used to load fold 1's model from the shared one),
@@ -208,6 +211,8 @@ def test_pretraining_reruns_and_what_its_export_line_says(shared_dir, tmp_path):
     assert str(output / "pretrained" / "ssast_pretrained.pth") in line
     assert "best validation masked-patch accuracy" in line and "a random guess" in line
     assert "at step 5 of 10" in line or "at step 10 of 10" in line
+    script = (ROOT / "recipes" / "pretrain" / "train.py").read_bytes()
+    assert (output / "train.py").read_bytes() == script and not (output / "common.py").exists()
     before = _snapshot(output)
     # Another mask count or pool is another pretraining.
     changed = _pretraining_options(shared_dir, tmp_path, output, num_masked=8)

@@ -6,6 +6,7 @@ Authors
 
 import atexit
 import dataclasses
+import inspect
 import io
 import logging
 import os
@@ -674,7 +675,7 @@ def parse_recipe_arguments(argv, stage_settings=None):
     return hparams_file, run_opts, overrides
 
 
-def start_experiment(hparams_file, run_opts, overrides):
+def start_experiment(hparams_file, run_opts, overrides, recipe_file=None):
     """Loads the YAML and makes the experiment folder, as SpeechBrain's recipes do.
 
     A checkpoint interval given on the command line replaces the YAML's other one
@@ -688,6 +689,8 @@ def start_experiment(hparams_file, run_opts, overrides):
         From :func:`parse_recipe_arguments`.
     overrides : dict
         YAML overrides.
+    recipe_file : str, optional
+        The recipe's ``train.py``, copied into the folder (see :func:`keep_recipe_copy`).
 
     Returns
     -------
@@ -701,7 +704,43 @@ def start_experiment(hparams_file, run_opts, overrides):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if recipe_file is not None:
+        keep_recipe_copy(hparams["output_folder"], recipe_file)
     return hparams, run_opts
+
+
+def keep_recipe_copy(folder, recipe_file):
+    """Puts the recipe's script in the experiment folder in place of this module.
+
+    SpeechBrain's ``create_experiment_directory`` copies the file of its caller,
+    which for the recipes that start through :func:`load_recipe` is this module;
+    its convention is a copy of the script that ran. On the main process only.
+
+    Arguments
+    ---------
+    folder : str
+        The experiment folder.
+    recipe_file : str
+        The recipe's script.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = shutil.copy(__file__, folder)
+    >>> recipe = Path(tempfile.mkdtemp()) / "train.py"
+    >>> _ = recipe.write_text("print('the recipe')")
+    >>> keep_recipe_copy(folder, recipe)
+    >>> sorted(path.name for path in folder.iterdir())
+    ['train.py']
+    """
+    if not if_main_process():
+        return
+    module_copy = Path(folder) / Path(__file__).name
+    if Path(recipe_file).resolve() != Path(__file__).resolve() and module_copy.is_file():
+        if module_copy.read_bytes() == Path(__file__).read_bytes():
+            module_copy.unlink()
+    shutil.copy(recipe_file, folder)
 
 
 def save_resolved_hparams(hparams_file, overrides, folder):
@@ -747,8 +786,10 @@ def load_recipe(argv, stage_settings=None):
         ``(hparams, run_opts, hparams_file, overrides)``; ``overrides`` is a dict, to
         reload the YAML with :func:`load_hparams` (e.g. once per fold).
     """
+    # The caller is the recipe: its script goes into the folder, as SpeechBrain's convention.
+    recipe_file = getattr(inspect.getmodule(inspect.currentframe().f_back), "__file__", None)
     hparams_file, run_opts, overrides = parse_recipe_arguments(argv, stage_settings)
-    hparams, run_opts = start_experiment(hparams_file, run_opts, overrides)
+    hparams, run_opts = start_experiment(hparams_file, run_opts, overrides, recipe_file)
     return hparams, run_opts, hparams_file, overrides
 
 

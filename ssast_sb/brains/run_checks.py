@@ -22,6 +22,7 @@ import speechbrain as sb
 import torch
 
 from ssast_sb.compat import cuda_has_native_bf16
+from ssast_sb.console import workers_for_this_machine
 
 logger = logging.getLogger(__name__)
 
@@ -252,11 +253,15 @@ class RunChecks:
     def make_dataloader(self, dataset, stage, *args, **kwargs):
         """SpeechBrain's loader; the training one's length is kept for the checks.
 
+        Its ``num_workers`` is at most the CPU cores here (see
+        :func:`ssast_sb.console.workers_for_this_machine`).
+
         With a :attr:`step_budget`, the run takes the epochs that budget needs
         (the epoch counter's limit), and SpeechBrain's ``optimizer_step_limit``
         ends the last one at the budget: that epoch still validates and saves
         its checkpoint, and a rerun of the finished run trains nothing.
         """
+        kwargs = workers_for_this_machine(kwargs)
         loader = super().make_dataloader(dataset, stage, *args, **kwargs)
         if stage == sb.Stage.TRAIN:
             try:

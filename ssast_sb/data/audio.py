@@ -23,7 +23,12 @@ torch.Size([8000])
 0.5
 """
 
+import atexit
+import hashlib
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +55,8 @@ _DECODE_BLOCK = 4096
 
 # (kind, path) pairs already logged by this process: each is announced once.
 _ANNOUNCED = set()
+#: Names the folder shared with the loaders' workers (``<owner pid>:<folder>``).
+_SHARED_ANNOUNCEMENTS = "SSAST_SB_ANNOUNCEMENTS"
 
 
 class AudioError(UserError, ValueError):
@@ -132,8 +139,49 @@ def announce_once(kind, path, level, message, *args, log=None):
     if key in _ANNOUNCED:
         return False
     _ANNOUNCED.add(key)
+    folder = _shared_announcements()
+    if folder is not None:
+        marker = os.path.join(folder, hashlib.sha1(repr(key).encode()).hexdigest())
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # another worker of this run, or this one in an earlier epoch
+            return False
     (log or logger).log(level, message, *args)
     return True
+
+
+def share_announcements_with_workers():
+    """Makes :func:`announce_once` count once per run, across the loaders' worker processes.
+
+    A ``DataLoader`` starts new worker processes every epoch, each with its own
+    memory: without this, every worker announced a resampled file again at every
+    epoch. Called in the main process before the loaders start (the pipelines
+    call it); announcements are then marked in a temporary folder that the
+    workers find through an environment variable and that is removed at exit.
+
+    Example
+    -------
+    >>> share_announcements_with_workers()
+    >>> _shared_announcements() is not None
+    True
+    """
+    if _shared_announcements() is not None:
+        return
+    folder = tempfile.mkdtemp(prefix="ssast-sb-announced-")
+    os.environ[_SHARED_ANNOUNCEMENTS] = f"{os.getpid()}:{folder}"
+    atexit.register(shutil.rmtree, folder, True)
+
+
+def _shared_announcements():
+    """The folder of this run's announcements: this process's, or its loader parent's."""
+    owner, _, folder = os.environ.get(_SHARED_ANNOUNCEMENTS, "").partition(":")
+    if not owner.isdigit() or not os.path.isdir(folder):
+        return None
+    if int(owner) == os.getpid():
+        return folder
+    # A loader worker of the owner; any other child (a recipe started by a test) has its own.
+    in_worker = torch.utils.data.get_worker_info() is not None
+    return folder if in_worker and int(owner) == os.getppid() else None
 
 
 def _check_file(path):

@@ -93,6 +93,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from ssast_sb.console import log_to_console
+
+    log_to_console()
     try:
         main()
     except (ValueError, FileNotFoundError) as error:  # what cannot be exported, and why

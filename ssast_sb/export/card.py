@@ -16,6 +16,29 @@ _POOLING_HF = {
 }
 
 
+def normalisation_formula(mean, std):
+    """The input normalisation as a formula, with the mean's sign folded in.
+
+    Arguments
+    ---------
+    mean, std : float
+        The fbank statistics.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> normalisation_formula(-4.2677393, 4.5689974)
+    '(fbank + 4.267739) / (2 * 4.568997)'
+    >>> normalisation_formula(0.5, 1.0)
+    '(fbank - 0.5) / (2 * 1)'
+    """
+    sign = "+" if mean < 0 else "-"
+    return f"(fbank {sign} {abs(mean):.7g}) / (2 * {std:.7g})"
+
+
 def _describe(source):
     """Lines shared by both cards: the model, its input and its statistics."""
     config = source.config
@@ -23,7 +46,7 @@ def _describe(source):
         f"- source: `{source.source}`",
         f"- encoder: {describe_config(config)}",
         f"- input: {config.input_tdim} frames of 10 ms (128-bin Kaldi fbank, 16 kHz), "
-        f"normalised as `(fbank - {source.mean:.7g}) / (2 * {source.std:.7g})`",
+        f"normalised as `{normalisation_formula(source.mean, source.std)}`",
     ]
     if source.labels:
         kind = "independent (sigmoid)" if source.multi_label else "exclusive (softmax)"
