@@ -4,6 +4,7 @@ Authors
  * ssast-sb contributors
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -102,3 +103,34 @@ def workers_for_this_machine(loader_options, cpus=None):
             cpus,
         )
     return {**loader_options, "num_workers": cpus}
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names, level=logging.WARNING):
+    """Within the block, the named loggers show only ``level`` and above.
+
+    For steps whose INFO lines describe an internal detail (a temporary
+    manifest) rather than the user's data; warnings still show.
+
+    Arguments
+    ---------
+    *names : str
+        Logger names.
+    level : int
+        The lowest level shown within the block.
+
+    Example
+    -------
+    >>> with quiet_loggers("ssast_sb.data.generic"):
+    ...     logging.getLogger("ssast_sb.data.generic").isEnabledFor(logging.INFO)
+    False
+    """
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(level)
+    try:
+        yield
+    finally:
+        for each, old in zip(loggers, saved):
+            each.setLevel(old)

@@ -67,7 +67,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssast_sb.console import log_to_console
+from ssast_sb.console import log_to_console, quiet_loggers
 from ssast_sb.data.audio import AudioError, audio_info, load_audio
 from ssast_sb.data.generic import prepare_generic
 from ssast_sb.data.manifest import (
@@ -162,7 +162,9 @@ def check_audio_list(source, data_root=None, on_bad_audio="error"):
                 csv.DictReader(stream), on_bad_audio, skip_option="--on-bad-audio skip"
             )
         return rows, summary["total"] - summary["kept"]
-    with tempfile.TemporaryDirectory() as folder:
+    # The manifest is a temporary file: its preparation lines would name it, not the data.
+    quiet = quiet_loggers("ssast_sb.data.generic", "ssast_sb.data.manifest")
+    with tempfile.TemporaryDirectory() as folder, quiet:
         summary = prepare_generic(
             source, folder, "embed", on_bad_audio=on_bad_audio, data_root=data_root, force=True
         )
