@@ -150,6 +150,24 @@ def _classification_set(size, num_classes, multi_label):
     return dataset
 
 
+def _stand_in_brain(brain_class, model, hparams):
+    """A Brain of ``brain_class`` over a stand-in ``model`` on the CPU, recording its rates.
+
+    The YAML's checkpointer saves the stand-in in place of the recipe's model.
+    """
+    hparams["checkpointer"].recoverables.pop("model", None)
+    hparams["checkpointer"].add_recoverable("model", model)
+    brain = brain_class(
+        modules={"model": model},
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts={"device": "cpu", "noprogressbar": True},
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.recorder = RateRecorder()
+    return brain
+
+
 def _finetune_hparams(yaml, cfg, changes, folder):
     overrides = {
         "output_folder": str(folder),
@@ -207,16 +225,7 @@ def finetune_trajectory(reference, yaml, changes=None, folder=None):
         hparams = _finetune_hparams(yaml, cfg, changes or {}, folder)
         model = StandIn(num_classes=cfg["C"])
         hparams.update(model=model, modules={"model": model})
-        hparams["checkpointer"].recoverables.pop("model", None)
-        hparams["checkpointer"].add_recoverable("model", model)
-        brain = _StandInClassifierBrain(
-            modules={"model": model},
-            opt_class=hparams["opt_class"],
-            hparams=hparams,
-            run_opts={"device": "cpu", "noprogressbar": True},
-            checkpointer=hparams["checkpointer"],
-        )
-        brain.recorder = RateRecorder()
+        brain = _stand_in_brain(_StandInClassifierBrain, model, hparams)
         multi_label = hparams["multi_label"]
         train = _classification_set(cfg["N"], cfg["C"], multi_label)
         valid = _classification_set(cfg["C"], cfg["C"], multi_label)
@@ -274,18 +283,9 @@ def pretraining_trajectory(reference, folder=None, yaml="pretrain_frame_tiny.yam
         }
         with open(HPARAMS / yaml, encoding="utf-8") as stream:
             hparams = load_hyperpyyaml(stream, overrides)
-        model = torch.nn.Linear(8, 8)
-        hparams["checkpointer"].recoverables.pop("model", None)
-        hparams["checkpointer"].add_recoverable("model", model)
         hparams["valid_num_masked"] = None  # the stand-in draws no masks
-        brain = _StandInPretrainBrain(
-            modules={"model": model},
-            opt_class=hparams["opt_class"],
-            hparams=hparams,
-            run_opts={"device": "cpu", "noprogressbar": True},
-            checkpointer=hparams["checkpointer"],
-        )
-        brain.recorder, brain.evaluations = RateRecorder(), 0
+        brain = _stand_in_brain(_StandInPretrainBrain, torch.nn.Linear(8, 8), hparams)
+        brain.evaluations = 0
         brain.accuracies = PRETRAINING_ACCURACIES
         pool = _classification_set(cfg["steps_per_pass"], 2, False)
         valid = _classification_set(2, 2, False)
