@@ -1,11 +1,26 @@
 """Shared pytest fixtures."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(*command, env=None, timeout=600):
+    """``python <command>`` from the repository root, as a user runs it; its output captured."""
+    return subprocess.run(
+        [sys.executable, *[str(item) for item in command]],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,28 +7,18 @@ them, and, past the first 20, how many more there are and the file that lists th
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
-from tests.conftest import load_reference
+from tests.conftest import load_reference, run_python
 from tests.test_custom_recipe import digits_as_class_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*command):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, *[str(item) for item in command]],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-    )
+    result = run_python(*command, env=dict(os.environ, OMP_NUM_THREADS="1"))
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
     return result.stderr

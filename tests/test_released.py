@@ -13,8 +13,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import torch
 from ssast_sb import released
 from ssast_sb.checkpoints import encoder_from_original
 from ssast_sb.released import CACHE_ENV, URL_ENV, ReleaseError, resolve_checkpoint
-from tests.conftest import load_reference
+from tests.conftest import load_reference, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCH, FRAME = "SSAST-Tiny-Patch-400", "SSAST-Tiny-Frame-400"
@@ -173,17 +171,6 @@ def test_the_listing_says_what_is_cached(server, cache, capsys):
     assert printed.count("| SSAST-") == 7
 
 
-def _cli(*command, env):
-    return subprocess.run(
-        [sys.executable, *[str(item) for item in command]],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-    )
-
-
 def test_embed_and_a_recipe_take_a_released_name(server, tmp_path, shared_dir):
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -193,13 +180,13 @@ def test_embed_and_a_recipe_take_a_released_name(server, tmp_path, shared_dir):
     env[CACHE_ENV], env[URL_ENV] = str(tmp_path / "cache"), "http://127.0.0.1:9"  # closed
     embed = ["-m", "ssast_sb.embed", "--model", PATCH, "--input", clips]
     # With the network blocked: the folder to put the file in, and no traceback.
-    result = _cli(*embed, "--output", tmp_path / "e.pt", env=env)
+    result = run_python(*embed, "--output", tmp_path / "e.pt", env=env)
     folder = tmp_path / "cache" / "checkpoints"
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"save it as {folder / (PATCH + '.pth')}" in result.stderr
     # Through the test server: downloaded, checked and used.
     env[URL_ENV] = server.url
-    result = _cli(*embed, "--output", tmp_path / "e.pt", env=env)
+    result = run_python(*embed, "--output", tmp_path / "e.pt", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert torch.load(tmp_path / "e.pt", weights_only=False)["embeddings"].shape[0] == 3
     # A recipe's --pretrained_path takes a name too (the download is shared through the cache).
@@ -209,7 +196,7 @@ def test_embed_and_a_recipe_take_a_released_name(server, tmp_path, shared_dir):
     recipe = [ROOT / "recipes" / "custom" / "train.py", ROOT / "hparams" / "custom.yaml"]
     options = ["--data", data, "--output_folder", tmp_path / "run", "--num_workers", "0"]
     debug = ["--debug", "--debug_batches", "2", "--debug_epochs", "1", "--noprogressbar"]
-    result = _cli(*recipe, *options, *debug, "--pretrained_path", FRAME, env=env)
+    result = run_python(*recipe, *options, *debug, "--pretrained_path", FRAME, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert f"Pretrained checkpoint {folder / (FRAME + '.pth')}: SSAST-tiny" in log
